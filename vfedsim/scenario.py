@@ -1,0 +1,574 @@
+"""The scenario schema: one typed, frozen place for every setting and its default (DESIGN.md, principle 7).
+
+A scenario YAML is read, `--set` overrides are applied to the raw mapping, the channel profile it names is
+merged in, and the result is validated into a frozen `Scenario`. Raw dicts never travel past this module.
+Every failure is a `ScenarioError` naming the dotted key path and, where the values form a closed set, what
+is allowed. Units are in the field names: ``_m`` metres, ``_s`` seconds, ``_hz`` hertz, ``_dbm``/``_db``/``_dbi``
+decibels, ``_w`` watts, ``_kmh`` km/h, ``flops_per_s`` floating-point operations per second.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ScenarioError, did_you_mean
+
+__all__ = [
+    "Scenario", "load_scenario_file", "parse_scenario", "apply_overrides", "channel_profile_names",
+    "load_channel_profile", "ChannelProfile", "TASK_NAMES", "MODALITY_NAMES", "SCENE_NAMES",
+]
+
+TASK_NAMES = ("maneuver", "longitudinal", "leader")
+"""Tasks with labels from highway-env ground truth (see vfedsim.learn.data)."""
+MODALITY_NAMES = ("kinematics", "occupancy", "camera")
+SCENE_NAMES = ("highway", "merge", "roundabout")
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class Frozen(BaseModel):
+    """Base of every config object: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ----------------------------------------------------------------------------------------------- world
+class HighwayRoad(Frozen):
+    """A straight multi-lane highway along the x axis from 0 to ``length_m`` (TR 37.885 §6.1.2 layout)."""
+
+    name: Literal["highway"] = "highway"
+    length_m: PositiveFloat = 2000.0
+    lanes_per_direction: PositiveInt = 3
+    lane_width_m: PositiveFloat = 4.0
+    directions: Literal[1, 2] = 2
+
+
+class SpeedDistribution(Frozen):
+    """Per-vehicle constant speed [km/h]: normal(mean, std) clipped to [min, max]."""
+
+    mean_kmh: PositiveFloat = 100.0
+    std_kmh: NonNegativeFloat = 15.0
+    min_kmh: PositiveFloat = 60.0
+    max_kmh: PositiveFloat = 140.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SpeedDistribution":
+        if not self.min_kmh <= self.max_kmh:
+            raise ValueError("min_kmh must not exceed max_kmh")
+        return self
+
+
+class TripLength(Frozen):
+    """Trip length [m], uniform in [min_m, max_m]; a vehicle leaves (drops out) at trip end or road end."""
+
+    min_m: PositiveFloat = 500.0
+    max_m: PositiveFloat = 5000.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TripLength":
+        if not self.min_m <= self.max_m:
+            raise ValueError("min_m must not exceed max_m")
+        return self
+
+
+class TrafficConfig(Frozen):
+    """Who is on the road: vehicles present at t=0, Poisson arrivals at both ends, speeds, trip lengths."""
+
+    initial_vehicles: NonNegativeInt = 20
+    arrival_rate_per_s: NonNegativeFloat = 0.05
+    speed: SpeedDistribution = SpeedDistribution()
+    trip_length: TripLength = TripLength()
+
+
+class RSUConfig(Frozen):
+    """Road-side units along the road: at ``first_at_m``, then every ``spacing_m`` while inside the road."""
+
+    spacing_m: PositiveFloat = 500.0
+    first_at_m: NonNegativeFloat = 250.0
+    side_offset_m: NonNegativeFloat = 10.0
+    height_m: NonNegativeFloat = 5.0
+
+
+class FreeSpacePathLoss(Frozen):
+    """Friis free-space path loss, 20 log10(4 pi d f / c)."""
+
+    model: Literal["free-space"] = "free-space"
+
+
+class LogDistancePathLoss(Frozen):
+    """PL(d) = PL(d0) + 10 n log10(d / d0); PL(d0) is free space at d0 unless ``reference_loss_db`` is set."""
+
+    model: Literal["log-distance"] = "log-distance"
+    exponent: PositiveFloat = 3.0
+    reference_distance_m: PositiveFloat = 1.0
+    reference_loss_db: float | None = None
+
+
+class HighwayLosPathLoss(Frozen):
+    """3GPP TR 37.885 Table 6.2.1-1, highway LOS: PL = 32.4 + 20 log10(d) + 20 log10(fc/GHz)."""
+
+    model: Literal["3gpp-highway-los"] = "3gpp-highway-los"
+
+
+PathLoss = Annotated[Union[FreeSpacePathLoss, LogDistancePathLoss, HighwayLosPathLoss],
+                     Field(discriminator="model")]
+
+
+class ChannelProfile(Frozen):
+    """A link budget: path loss, powers, noise, shadowing and the SNR-to-rate mapping.
+
+    Noise power [dBm] = -174 + 10 log10(bandwidth_hz) + noise_figure_db. SNR [dB] = tx power + 2 x antenna
+    gain - path loss - shadowing - noise. Rate [bit/s] = efficiency x bandwidth x log2(1 + SNR) (Shannon),
+    capped at ``max_spectral_efficiency`` bit/s/Hz. A vehicle is in an RSU's coverage where the *median* SNR
+    (no shadowing) is at least ``min_snr_db``; inside coverage, an instantaneous SNR below it is an outage.
+    """
+
+    profile: str = "custom"
+    description: str = ""
+    carrier_hz: PositiveFloat = 5.9e9
+    bandwidth_hz: PositiveFloat = 10e6
+    downlink_bandwidth_hz: PositiveFloat | None = None
+    path_loss: PathLoss = LogDistancePathLoss()
+    vehicle_tx_power_dbm: float = 23.0
+    rsu_tx_power_dbm: float = 23.0
+    antenna_gain_dbi: float = 3.0
+    noise_figure_db: NonNegativeFloat = 9.0
+    shadowing_std_db: NonNegativeFloat = 3.0
+    shadowing_decorrelation_m: PositiveFloat = 25.0
+    min_snr_db: float = 0.0
+    efficiency: Annotated[float, Field(gt=0, le=1)] = 0.6
+    max_spectral_efficiency: PositiveFloat = 6.0
+
+    @property
+    def downlink_hz(self) -> float:
+        return self.downlink_bandwidth_hz if self.downlink_bandwidth_hz is not None else self.bandwidth_hz
+
+
+class NetworkConfig(Frozen):
+    """How transfers behave: rate re-evaluation period, handover, outage tolerance."""
+
+    update_period_s: PositiveFloat = 0.5
+    handover: Literal["continue", "drop"] = "continue"
+    outage_timeout_s: PositiveFloat = 2.0
+
+
+class WorldConfig(Frozen):
+    road: HighwayRoad = HighwayRoad()
+    traffic: TrafficConfig = TrafficConfig()
+    rsus: RSUConfig = RSUConfig()
+    channel: ChannelProfile = ChannelProfile()
+    network: NetworkConfig = NetworkConfig()
+
+
+# ----------------------------------------------------------------------------------------------- fleet
+class DeviceClass(Frozen):
+    """On-board compute: effective training throughput and power draws. ``share`` weights assignment."""
+
+    name: str
+    flops_per_s: PositiveFloat
+    compute_power_w: PositiveFloat
+    radio_power_w: PositiveFloat = 2.0
+    share: PositiveFloat = 1.0
+
+
+DEFAULT_DEVICES = (
+    DeviceClass(name="embedded", flops_per_s=2e10, compute_power_w=15.0, share=2.0),
+    DeviceClass(name="automotive-gpu", flops_per_s=2e11, compute_power_w=60.0, share=1.0),
+)
+
+
+class FleetConfig(Frozen):
+    device_classes: tuple[DeviceClass, ...] = Field(default=DEFAULT_DEVICES, min_length=1)
+
+    @field_validator("device_classes")
+    @classmethod
+    def _unique(cls, v: tuple[DeviceClass, ...]) -> tuple[DeviceClass, ...]:
+        names = [d.name for d in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"device class names must be unique, got {names}")
+        return v
+
+
+# -------------------------------------------------------------------------------------------- learning
+class SceneGroup(Frozen):
+    """One kind of traffic scene that highway-env simulates; data of one group share a distribution."""
+
+    scene: Literal["highway", "merge", "roundabout"] = "highway"
+    density: PositiveFloat = 1.0
+    vehicles: PositiveInt = 20
+
+
+class DataConfig(Frozen):
+    """Where samples come from and how they are split into non-IID vehicle shards.
+
+    ``groups`` are the federated (target) distributions; each vehicle has a home group from which a
+    fraction ``home_fraction`` of its shard is drawn (the rest from the other groups). ``source_groups``
+    feed central pretraining only. Generated data is cached under ``cache_dir`` keyed by these settings
+    (default ``$VFEDSIM_CACHE`` or ``~/.cache/vfedsim``). ``seed`` seeds data generation only, so runs
+    with different scenario seeds share one cached data set.
+    """
+
+    source: Literal["highway-env"] = "highway-env"
+    seed: NonNegativeInt = 0
+    groups: tuple[SceneGroup, ...] = Field(
+        default=(SceneGroup(scene="highway", density=2.0), SceneGroup(scene="merge", density=1.5)), min_length=1)
+    source_groups: tuple[SceneGroup, ...] = Field(default=(SceneGroup(scene="highway", density=1.0),),
+                                                  min_length=1)
+    samples_per_group: PositiveInt = 600
+    pretrain_samples: PositiveInt = 1500
+    test_samples: PositiveInt = 400
+    samples_per_vehicle: PositiveInt = 64
+    home_fraction: Annotated[float, Field(ge=0, le=1)] = 0.8
+    image_size_px: Annotated[int, Field(ge=16, le=128)] = 32
+    cache_dir: str | None = None
+
+
+class ModelConfig(Frozen):
+    """The M3T model: one encoder per modality, a shared transformer trunk, one head per task."""
+
+    preset: Literal["m3t-tiny"] = "m3t-tiny"
+    d_model: PositiveInt = 64
+    layers: PositiveInt = 2
+    heads: PositiveInt = 4
+    ffn_mult: PositiveInt = 4
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "ModelConfig":
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
+        return self
+
+
+class PeftConfig(Frozen):
+    """Parameter-efficient fine-tuning of the frozen trunk through ``peft`` (LoRA: rank r, alpha)."""
+
+    method: Literal["lora"] = "lora"
+    rank: PositiveInt = 8
+    alpha: PositiveFloat = 16.0
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    target_modules: tuple[Literal["q", "k", "v", "o", "fc1", "fc2"], ...] = Field(
+        default=("q", "k", "v", "o", "fc1", "fc2"), min_length=1)
+
+
+class LocalTraining(Frozen):
+    epochs: PositiveInt = 1
+    batch_size: PositiveInt = 16
+    lr: PositiveFloat = 3e-3
+    optimizer: Literal["sgd", "adam"] = "adam"
+
+
+class PretrainConfig(Frozen):
+    """Central pretraining of encoders + trunk (+ heads) on ``data.source_groups``; cached by its settings."""
+
+    epochs: PositiveInt = 6
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 2e-3
+
+
+class LearningConfig(Frozen):
+    data: DataConfig = DataConfig()
+    tasks: tuple[Literal["maneuver", "longitudinal", "leader"], ...] = Field(
+        default=("maneuver", "longitudinal", "leader"), min_length=1)
+    model: ModelConfig = ModelConfig()
+    peft: PeftConfig = PeftConfig()
+    local: LocalTraining = LocalTraining()
+    pretrain: PretrainConfig = PretrainConfig()
+    payload_dtype: Literal["float32", "float16"] = "float32"
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_tasks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"tasks must be unique, got {list(v)}")
+        return v
+
+
+# -------------------------------------------------------------------------------------------- strategy
+class Named(Frozen):
+    """A registry entry by name plus its keyword options (checked by the entry itself)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SyncStrategy(Frozen):
+    """Synchronous rounds: select, broadcast, train, upload; aggregate what arrived by the deadline."""
+
+    name: Literal["sync"] = "sync"
+    rounds: PositiveInt = 10
+    clients_per_round: PositiveInt = 5
+    deadline_s: PositiveFloat = 30.0
+    selection: Named = Named(name="random")
+    aggregation: Named = Named(name="fedavg")
+    lazy: bool = True
+
+
+class OutputConfig(Frozen):
+    plots: bool = True
+    events_format: Literal["csv", "parquet"] = "csv"
+
+
+class Scenario(Frozen):
+    """A complete, validated scenario. Build it with `load_scenario_file` or `parse_scenario`."""
+
+    name: str = "scenario"
+    seed: NonNegativeInt = 0
+    duration_s: PositiveFloat = 3600.0
+    world: WorldConfig = WorldConfig()
+    fleet: FleetConfig = FleetConfig()
+    learning: LearningConfig = LearningConfig()
+    strategy: SyncStrategy = SyncStrategy()
+    output: OutputConfig = OutputConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved scenario as plain data (what ``config.yaml`` holds)."""
+        return self.model_dump(mode="json")
+
+
+# ------------------------------------------------------------------------------------ channel profiles
+REPO_CHANNELS = Path(__file__).resolve().parent.parent / "channels"
+
+
+def channel_dirs() -> list[Path]:
+    """Where profiles are looked up by name: ``$VFEDSIM_CHANNELS`` (os.pathsep-separated), the source
+    tree's ``channels/``, then the installed ``share/vfedsim/channels``."""
+    dirs = [Path(p) for p in os.environ.get("VFEDSIM_CHANNELS", "").split(os.pathsep) if p]
+    dirs += [REPO_CHANNELS, Path(sys.prefix) / "share" / "vfedsim" / "channels"]
+    return [d for d in dirs if d.is_dir()]
+
+
+def channel_profile_names() -> list[str]:
+    names: set[str] = set()
+    for d in channel_dirs():
+        names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)
+
+
+def _read_yaml(path: Path, key_path: str) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ScenarioError(key_path, f"file not found: {str(path)!r}") from None
+    except OSError as exc:
+        raise ScenarioError(key_path, f"cannot read {str(path)!r}: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(key_path, f"malformed YAML in {str(path)!r}{where}: {problem}") from None
+
+
+def _find_profile(name: str, base_dir: Path | None) -> Path:
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise ScenarioError("world.channel.profile", f"profile file not found: {str(path)!r}")
+        return path
+    for d in channel_dirs():
+        path = d / f"{name}.yaml"
+        if path.is_file():
+            return path
+    raise ScenarioError("world.channel.profile", f"unknown channel profile {name!r}",
+                        allowed=channel_profile_names(), value=name)
+
+
+def load_channel_profile(name: str, overrides: Mapping[str, Any] | None = None,
+                         base_dir: Path | None = None) -> ChannelProfile:
+    """A profile from ``channels/`` by name (or a path to a YAML file), with fields overridden."""
+    raw = _resolve_channel({"profile": name, **dict(overrides or {})}, base_dir)
+    return _validate(ChannelProfile, raw, prefix=("world", "channel"))
+
+
+def _resolve_channel(raw: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """Merge a ``{profile: NAME, ...overrides}`` mapping onto the named profile's file."""
+    raw = dict(raw)
+    name = raw.pop("profile", None)
+    if name is None:
+        return raw
+    if not isinstance(name, str):
+        raise ScenarioError("world.channel.profile", "must be a profile name or a path to a .yaml file",
+                            allowed=channel_profile_names())
+    path = _find_profile(name, base_dir)
+    data = _read_yaml(path, "world.channel.profile")
+    if not isinstance(data, dict):
+        raise ScenarioError("world.channel.profile", f"profile {str(path)!r} is not a mapping")
+    data.pop("profile", None)
+    merged = _deep_merge(data, raw)
+    merged["profile"] = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+    return merged
+
+
+# ----------------------------------------------------------------------------------- loading, --set
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and "model" not in value:
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` strings (value parsed as YAML) to a raw scenario mapping.
+
+    Integer path parts index into lists (``fleet.device_classes.0.flops_per_s=1e10``). Unknown keys are
+    caught later by validation, with a "did you mean".
+    """
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError("--set", f"expected dotted.key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        parts = [p for p in key.strip().split(".")]
+        if not all(parts):
+            raise ScenarioError("--set", f"malformed key {key!r}")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        node: Any = out
+        for i, part in enumerate(parts[:-1]):
+            here = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ScenarioError(here, f"index out of range (list has {len(node)} items)")
+                node = node[int(part)]
+            elif isinstance(node, dict):
+                nxt = node.get(part)
+                if nxt is None:
+                    nxt = node[part] = {}
+                elif not isinstance(nxt, (dict, list)):
+                    raise ScenarioError(here, f"is a value ({nxt!r}), not a section")
+                node = nxt
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ScenarioError(key, f"index out of range (list has {len(node)} items)")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return out
+
+
+def _model_classes(annotation: Any) -> list[type[BaseModel]]:
+    import typing
+
+    found, todo = [], [annotation]
+    while todo:
+        a = todo.pop(0)
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            found.append(a)
+        else:
+            todo.extend(typing.get_args(a))
+    return found
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config class found by walking ``loc`` from ``model`` (for "did you mean" on unknown keys).
+
+    Tagged-union member names in ``loc`` (``'log-distance'``) pick the member whose tag has that value.
+    """
+    options: list[type[BaseModel]] = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        tagged = [m for m in options for tag in ("model", "name")
+                  if tag in m.model_fields and m.model_fields[tag].default == part]
+        if tagged:
+            options = tagged[:1]
+            continue
+        field = next((m.model_fields[part] for m in options if part in m.model_fields), None)
+        if field is None:
+            return None
+        options = _model_classes(field.annotation)
+        if not options:
+            return None
+    return options[0] if len(options) == 1 else None
+
+
+def _error_from_validation(exc: ValidationError, root: type[BaseModel],
+                           prefix: tuple[Any, ...] = ()) -> ScenarioError:
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(prefix) + tuple(err["loc"])
+    # drop tagged-union member names (e.g. 'log-distance') from the printed path
+    shown = [str(p) for p in loc if not (isinstance(p, str) and "-" in p and p not in ("",))]
+    key_path = ".".join(shown)
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        parent = _model_at(root, tuple(err["loc"])[:-1])
+        allowed = list(parent.model_fields) if parent is not None else None
+        return ScenarioError(key_path, "unknown key", allowed=allowed, value=loc[-1])
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", ""))
+        allowed = [a.strip().strip("'\"") for a in expected.replace(" or ", ",").split(",") if a.strip()]
+        return ScenarioError(key_path, f"invalid value {err.get('input')!r}", allowed=allowed,
+                             value=err.get("input"))
+    if kind == "union_tag_invalid":
+        allowed = [a.strip().strip("'\"") for a in str(ctx.get("expected_tags", "")).split(",") if a.strip()]
+        tag = ctx.get("tag")
+        return ScenarioError(key_path + "." + str(ctx.get("discriminator", "")).strip("'"),
+                             f"unknown {tag!r}", allowed=allowed, value=tag)
+    if kind == "missing":
+        return ScenarioError(key_path, "required key is missing")
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    inp = err.get("input")
+    if not isinstance(inp, (dict, list)):
+        message += f" (got {inp!r})"
+    return ScenarioError(key_path, message[0].lower() + message[1:] if message else "invalid")
+
+
+def _validate(model: type[BaseModel], raw: Any, prefix: tuple[Any, ...] = ()) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _error_from_validation(exc, model, prefix) from None
+
+
+def parse_scenario(raw: Any, *, base_dir: Path | None = None, overrides: Iterable[str] = (),
+                   seed: int | None = None) -> Scenario:
+    """Validate a raw mapping (as read from YAML) into a `Scenario`."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError("", f"a scenario must be a mapping of keys to values, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides)
+    if seed is not None:
+        raw["seed"] = seed
+    world = raw.get("world")
+    if isinstance(world, dict) and isinstance(world.get("channel"), dict):
+        raw = {**raw, "world": {**world, "channel": _resolve_channel(world["channel"], base_dir)}}
+    elif isinstance(world, dict) and isinstance(world.get("channel"), str):
+        raw = {**raw, "world": {**world, "channel": _resolve_channel({"profile": world["channel"]}, base_dir)}}
+    return _validate(Scenario, raw)
+
+
+def load_scenario_file(path: str | Path, *, overrides: Iterable[str] = (), seed: int | None = None) -> Scenario:
+    """Read, override and validate a scenario YAML file. Raises `ScenarioError` on any bad input."""
+    path = Path(path)
+    if path.is_dir() or (not path.exists()):
+        raise ScenarioError("scenario", f"file not found: {str(path)!r}")
+    raw = _read_yaml(path, "scenario")
+    return parse_scenario(raw, base_dir=path.parent, overrides=overrides, seed=seed)
+
+
+def suggest_key(word: str, allowed: Iterable[str]) -> str | None:  # re-exported for the CLI
+    return did_you_mean(word, allowed)
