@@ -1,0 +1,31 @@
+"""Shared test set-up: headless pygame, and a per-session data/pretrain cache so tests never touch ~/.cache."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "scenarios"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Point VFEDSIM_CACHE at one temporary folder for the whole session (or $VFEDSIM_TEST_CACHE)."""
+    cache = os.environ.get("VFEDSIM_TEST_CACHE") or str(tmp_path_factory.mktemp("vfedsim-cache"))
+    old = os.environ.get("VFEDSIM_CACHE")
+    os.environ["VFEDSIM_CACHE"] = cache
+    yield Path(cache)
+    if old is None:
+        os.environ.pop("VFEDSIM_CACHE", None)
+    else:
+        os.environ["VFEDSIM_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_path() -> Path:
+    return SCENARIOS / "tiny.yaml"
