@@ -155,8 +155,14 @@ class ChannelProfile(Frozen):
 
 
 class NetworkConfig(Frozen):
-    """How transfers behave: rate re-evaluation period, handover, outage tolerance."""
+    """How transfers behave: rate re-evaluation period, handover, outage tolerance.
 
+    ``model: ideal`` replaces the radio network by an ideal one (every vehicle always connected at
+    ``ideal_rate_bps``, no sharing, no failures): the upper-bound baseline for a study.
+    """
+
+    model: Literal["fluid", "ideal"] = "fluid"
+    ideal_rate_bps: PositiveFloat = 1e9
     update_period_s: PositiveFloat = 0.5
     handover: Literal["continue", "drop"] = "continue"
     outage_timeout_s: PositiveFloat = 2.0

@@ -1,0 +1,176 @@
+"""The one place that wires a Scenario into World, Fleet, Learning, Strategy and Recorder on one clock.
+
+Read a run top to bottom: `load_scenario` (validation, registry names) -> `run` builds the mobility model,
+the radio and the network, the fleet, the learner (data + pretrained foundation model + PEFT), the
+selection policy, the aggregator and the strategy, runs the SimPy environment, and has the recorder write
+the run directory.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ScenarioError
+from .policies import make_aggregator, make_selector
+from .record import Recorder
+from .rng import stream
+from .scenario import Scenario, load_scenario_file
+from .strategies.base import STRATEGIES, StrategyContext
+
+__all__ = ["RunResult", "load_scenario", "check_scenario", "run"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `run` returns: the run directory and the tables it holds."""
+
+    out_dir: Path
+    rounds: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def check_scenario(scenario: Scenario) -> None:
+    """Resolve every registry name the scenario uses (raises `ScenarioError` listing the allowed names)."""
+    from . import strategies  # noqa: F401  (registers the built-in strategies)
+    from .world.mobility import MOBILITY
+
+    MOBILITY.get(scenario.world.road.name)
+    STRATEGIES.get(scenario.strategy.name)
+    make_selector(scenario.strategy.selection.name, scenario.strategy.selection.options)
+    make_aggregator(scenario.strategy.aggregation.name, scenario.strategy.aggregation.options)
+    n_rsus = _count_rsus(scenario)
+    if n_rsus == 0:
+        raise ScenarioError("world.rsus.first_at_m", f"no RSU lies on the road (length "
+                            f"{scenario.world.road.length_m:g} m): first_at_m must be <= length_m")
+    if scenario.strategy.clients_per_round > 10_000:
+        raise ScenarioError("strategy.clients_per_round", "must be at most 10000")
+
+
+def _count_rsus(scenario: Scenario) -> int:
+    from .world.radio import rsu_positions
+
+    return int(rsu_positions(scenario.world.road, scenario.world.rsus).shape[0])
+
+
+def load_scenario(path: str | Path, *, overrides: Iterable[str] = (), seed: int | None = None) -> Scenario:
+    """Read and fully validate a scenario file (schema and registry names). Never imports torch."""
+    scenario = load_scenario_file(path, overrides=overrides, seed=seed)
+    check_scenario(scenario)
+    return scenario
+
+
+def _network(env: Any, scenario: Scenario, mobility: Any, recorder: Recorder) -> Any:
+    from .strategies.transfer import FluidNetwork, IdealNetwork
+    from .world.radio import Radio, rsu_positions
+
+    net = scenario.world.network
+    if net.model == "ideal":
+        return IdealNetwork(env, rate_bps=net.ideal_rate_bps, on_event=recorder.network_event)
+    channel = scenario.world.channel
+    radio = Radio(profile=channel, rsu_xy=rsu_positions(scenario.world.road, scenario.world.rsus),
+                  rsu_height_m=scenario.world.rsus.height_m, seed=scenario.seed)
+    return FluidNetwork(env, mobility=mobility, radio=radio, config=net, uplink_hz=channel.bandwidth_hz,
+                        downlink_hz=channel.downlink_hz, on_event=recorder.network_event)
+
+
+def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
+        learner: Any | None = None, on_round: Callable[[dict], None] | None = None) -> RunResult:
+    """Simulate ``scenario`` and write its run directory to ``out_dir``.
+
+    ``learner`` may be given to reuse an already built `vfedsim.learn.train.Learner` (benchmarks, tests);
+    ``on_round`` is called with every rounds.csv row as it is recorded.
+    """
+    import simpy
+
+    from .fleet import build_fleet
+    from .learn.data import shard_indices
+    from .world.mobility import MOBILITY
+
+    check_scenario(scenario)
+    wall_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    if learner is None:
+        from .learn.train import Learner
+
+        learner = Learner(scenario.learning, progress=progress)
+    wall_setup = time.perf_counter() - wall_start
+
+    env = simpy.Environment()
+    bar = _progress_bar(scenario) if progress else None
+    listeners = [lst for lst in (on_round, bar.update_row if bar else None) if lst is not None]
+    recorder = Recorder(now=lambda: env.now, listeners=listeners)
+    mobility = MOBILITY.get(scenario.world.road.name)(scenario.world.road, scenario.world.traffic,
+                                                      seed=scenario.seed, duration_s=scenario.duration_s)
+    trips = mobility.trips
+    fleet = build_fleet(scenario, trips.n)
+    network = _network(env, scenario, mobility, recorder)
+    pool = learner.bundle.pool
+    data_cfg = scenario.learning.data
+    shard_cache: dict[int, np.ndarray] = {}
+
+    def shards(v: int) -> np.ndarray:
+        if v not in shard_cache:
+            shard_cache[v] = shard_indices(pool, home_group=int(fleet.home_group[v]),
+                                           n_samples=int(fleet.n_samples[v]), home_fraction=data_cfg.home_fraction,
+                                           rng=stream(scenario.seed, "shard", v))
+        return shard_cache[v]
+
+    ctx = StrategyContext(env=env, scenario=scenario, network=network, mobility=mobility, fleet=fleet,
+                          learner=learner,
+                          selector=make_selector(scenario.strategy.selection.name, scenario.strategy.selection.options),
+                          aggregator=make_aggregator(scenario.strategy.aggregation.name,
+                                                     scenario.strategy.aggregation.options),
+                          recorder=recorder, shards=shards)
+    strategy = STRATEGIES.get(scenario.strategy.name)(ctx)
+    done = env.process(strategy.run())
+    try:
+        env.run(until=done)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    vehicles = pd.DataFrame({
+        "device_class": [fleet.device_name(v) for v in range(fleet.n)],
+        "home_group": fleet.home_group,
+        "samples": fleet.n_samples,
+        "t_enter_s": trips.t_enter_s, "t_exit_s": trips.t_exit_s,
+        "direction": trips.direction.astype(np.int64), "lane": trips.lane, "speed_mps": trips.speed_mps,
+    })
+    summary = recorder.write(out_dir, config=scenario.to_dict(), vehicles_base=vehicles,
+                             events_format=scenario.output.events_format,
+                             summary_extra={"scenario": scenario.name, "seed": scenario.seed,
+                                            "payload_bytes": learner.payload_bytes(),
+                                            "wall_setup_s": round(wall_setup, 3),
+                                            "wall_time_s": round(time.perf_counter() - wall_start, 3)})
+    return RunResult(out_dir=out_dir, rounds=recorder.rounds(), summary=summary)
+
+
+class _Progress:
+    """A tqdm bar over rounds that shows simulated time and the first task's accuracy."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        from tqdm.auto import tqdm
+
+        self.task = scenario.learning.tasks[0]
+        self.bar = tqdm(total=scenario.strategy.rounds, desc=f"{scenario.name} rounds", unit="round",
+                        dynamic_ncols=True, leave=True)
+
+    def update_row(self, row: dict) -> None:
+        acc = row.get(f"{self.task}.accuracy", float("nan"))
+        self.bar.set_postfix_str(f"sim {row['sim_time_s']:.1f} s, {self.task}.acc {acc:.3f}, "
+                                 f"arrived {row['clients_arrived']}/{row['clients_selected']}")
+        if row["round"] > 0:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress_bar(scenario: Scenario) -> _Progress:
+    return _Progress(scenario)

@@ -1,0 +1,21 @@
+"""Training jobs as plain data (no torch import): what a strategy hands to the learner.
+
+A job is (vehicle, base model version, round, shard, seed); its result depends on nothing else, so jobs
+can be computed lazily, eagerly, in any order or together (DESIGN.md, principle 3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TrainJob"]
+
+
+@dataclass(frozen=True, eq=False)
+class TrainJob:
+    vehicle: int
+    round: int
+    base_version: int  # global model version the vehicle downloaded
+    indices: np.ndarray  # sample indices into the data pool (the vehicle's shard)
+    seed: int  # the job's own random seed (shuffling, dropout)
