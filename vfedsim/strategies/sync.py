@@ -101,16 +101,16 @@ class SyncStrategy:
         ctx, now = self.ctx, self.env.now
         state = ctx.mobility.state(now)
         net = ctx.network
-        ids = np.array([v for v in np.flatnonzero(state.active) if net.serving_rsu(int(v)) >= 0], dtype=np.int64)
-        speed = np.linalg.norm(state.velocity_mps[ids], axis=1) if ids.size else np.zeros(0)
+        active = np.flatnonzero(state.active).astype(np.int64)
+        rsu = net.serving_rsus(active)
+        ids, rsu = active[rsu >= 0], rsu[rsu >= 0]
+        speed = np.linalg.norm(state.velocity_mps[ids], axis=1)
         return WorldSnapshot(
             time_s=now, round=rc.round, deadline_s=rc.deadline_at_s - now,
             download_bytes=rc.download_bytes, upload_bytes=rc.upload_bytes, vehicle_ids=ids,
-            position_m=state.position_m[ids], speed_mps=speed,
-            serving_rsu=np.array([net.serving_rsu(int(v)) for v in ids], dtype=np.int64),
-            rate_up_bps=np.array([net.link_rate_bps(int(v), "up") for v in ids], dtype=np.float64),
-            rate_down_bps=np.array([net.link_rate_bps(int(v), "down") for v in ids], dtype=np.float64),
-            dwell_time_s=np.array([net.dwell_time_s(int(v)) for v in ids], dtype=np.float64),
+            position_m=state.position_m[ids], speed_mps=speed, serving_rsu=rsu,
+            rate_up_bps=net.link_rates_bps(ids, "up"), rate_down_bps=net.link_rates_bps(ids, "down"),
+            dwell_time_s=net.dwell_times_s(ids),
             trip_remaining_s=ctx.mobility.trips.t_exit_s[ids] - now,
             compute_time_s=np.asarray(ctx.compute_time_s(ids), dtype=np.float64) if ids.size else np.zeros(0),
             device_class=tuple(ctx.fleet.device_name(int(v)) for v in ids),
