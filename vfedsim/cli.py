@@ -1,0 +1,482 @@
+"""The ``vfedsim`` command: an adapter that parses arguments, calls the library and reports (STYLE.md, 14).
+
+Exit status: 0 success; 2 bad input (a `ScenarioError`: one line naming the key path and the allowed values,
+and nothing written); 1 a failure while running (one line; set ``VFEDSIM_DEBUG=1`` for the traceback);
+130 interrupted. Heavy modules (torch, the engine, pandas, matplotlib) are imported only by the subcommands
+that need them: ``vfedsim --help`` and ``vfedsim validate`` never import torch.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import re
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ScenarioError, VfedsimError
+
+__all__ = ["main", "build_parser", "default_run_dir", "describe_scenario"]
+
+PROG = "vfedsim"
+DEFAULT_DISTANCES_M = (10, 25, 50, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000)
+
+# Optional extras (setup.cfg [options.extras_require]) by the module that is missing.
+_EXTRAS = {"pyarrow": "parquet", "fastparquet": "parquet", "ray": "ray", "traci": "sumo", "sumolib": "sumo",
+           "sumo": "sumo"}
+_REQUIRED = {"torch", "peft", "simpy", "networkx", "numpy", "pandas", "matplotlib", "pydantic", "yaml", "tqdm",
+             "highway_env", "gymnasium", "pygame"}
+
+
+# --------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Network-in-the-loop co-simulation of federated LoRA fine-tuning over vehicular networks: "
+                    "vehicles move past road-side units, their model updates travel over simulated radio "
+                    "links, and only the updates that arrive in time are trained and aggregated.",
+        epilog="Exit status: 0 ok, 2 invalid input (nothing written), 1 run failure. "
+               "Set VFEDSIM_DEBUG=1 to see full tracebacks. Run 'vfedsim COMMAND --help' for details.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def add_set(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one scenario key (dotted path; value parsed as YAML), e.g. "
+                            "--set world.channel.bandwidth_hz=1e6 --set strategy.selection.name=coverage; "
+                            "repeatable, applied in order")
+
+    def add_plugins(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--plugins", action="append", default=[], metavar="FILE",
+                       help="a Python file whose @register decorators add selection policies, aggregators, "
+                            "... that the scenario can then name; repeatable")
+
+    p = command("run", "run one scenario and write its run directory",
+                "Validate SCENARIO (before anything is written), run it, and write a run directory:\n"
+                "  rounds.csv     one row per aggregation (row 0: the pretrained model)\n"
+                "  events.csv     one row per transfer/training event (or events.parquet)\n"
+                "  vehicles.csv   one row per vehicle\n"
+                "  config.yaml    the fully resolved scenario\n"
+                "  summary.json   final and pretrained metrics, drops by cause\n"
+                "  plots/         accuracy vs simulated time and vs uplink traffic\n"
+                "Prints the run directory and the final metrics against the pretrained model.")
+    p.add_argument("scenario", metavar="SCENARIO.yaml", help="scenario file (see scenarios/)")
+    p.add_argument("--out", metavar="DIR", type=Path,
+                   help="run directory to create; must not exist or be empty "
+                        "(default: runs/<name>-seed<seed>-<YYYYmmdd-HHMMSS>)")
+    p.add_argument("--seed", type=int, metavar="N", help="scenario seed (overrides the file's `seed`)")
+    add_set(p)
+    add_plugins(p)
+    p.add_argument("--no-plots", action="store_true", help="do not draw plots (also: output.plots: false)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bars and no summary; print only the run directory")
+    p.set_defaults(handler=cmd_run)
+
+    p = command("validate", "check scenario files without running anything",
+                "Load and validate each SCENARIO with its overrides: schema, channel profile and the names\n"
+                "of selection policies and aggregators. Prints 'ok: <name> (...)' per file. Fast: it never\n"
+                "imports torch and writes nothing.")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO.yaml", help="scenario file(s)")
+    p.add_argument("--seed", type=int, metavar="N", help="scenario seed (overrides the file's `seed`)")
+    add_set(p)
+    add_plugins(p)
+    p.set_defaults(handler=cmd_validate)
+
+    p = command("sweep", "run an experiment grid (keys x values x seeds)",
+                "Run every point of EXPERIMENT's grid for every seed and write a sweep directory:\n"
+                "  experiment.yaml              the resolved experiment\n"
+                "  runs/<point-id>-seed<k>/     one run directory per point and seed\n"
+                "  results.csv                  one row per run: grid keys, seed, final metrics\n"
+                "  rounds.csv                   all rounds of all runs, with grid keys and seed\n"
+                "  plots/                       final accuracy vs the grid's first key (or bandwidth)\n"
+                "Every point is validated before any runs. Results do not depend on --jobs.\n"
+                "Experiment file:\n"
+                "  name: accuracy_vs_bandwidth\n"
+                "  base: ../scenarios/tiny.yaml        # relative to the experiment file\n"
+                "  set: [\"strategy.rounds=4\"]          # fixed overrides (optional)\n"
+                "  grid:                               # cartesian product\n"
+                "    world.channel.bandwidth_hz: [2.0e5, 1.0e6, 5.0e6]\n"
+                "    strategy.selection.name: [random, coverage]\n"
+                "  seeds: [0, 1]")
+    p.add_argument("experiment", metavar="EXPERIMENT.yaml", help="experiment file (see experiments/)")
+    p.add_argument("--out", metavar="DIR", type=Path,
+                   help="sweep directory to create; must not exist or be empty "
+                        "(default: sweeps/<name>-<YYYYmmdd-HHMMSS>)")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="run N points at a time in separate local processes (default 1: in this process)")
+    add_plugins(p)
+    p.add_argument("--dry-run", action="store_true", help="validate every point and list the runs; run nothing")
+    p.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress; print only the sweep directory")
+    p.set_defaults(handler=cmd_sweep)
+
+    p = command("plot", "redraw the plots of a run or sweep directory",
+                "Redraw figures from a finished directory's tables (no simulation):\n"
+                "  run directory (has rounds.csv):    plots/accuracy_vs_time.png, accuracy_vs_uplink_bytes.png\n"
+                "  sweep directory (has results.csv): plots/<metric>_vs_<x>.png, one subplot per task,\n"
+                "                                     mean over seeds with a min-max band")
+    p.add_argument("directory", metavar="DIR", type=Path, help="a run directory or a sweep directory")
+    p.add_argument("--x", metavar="KEY",
+                   help="sweeps: grid key on the x axis (default world.channel.bandwidth_hz, "
+                        "else the first grid key)")
+    p.add_argument("--hue", metavar="KEY",
+                   help="sweeps: grid key with one line per value (default strategy.selection.name if "
+                        "it is in the grid)")
+    p.add_argument("--metric", default="accuracy", choices=("accuracy", "macro_f1", "balanced_accuracy", "loss"),
+                   help="sweeps: which final metric to plot (default accuracy)")
+    p.set_defaults(handler=cmd_plot)
+
+    p = command("pretrain", "build the data set and pretrained model a scenario needs",
+                "Generate (or find cached) the scenario's data and centrally pretrained model, and print\n"
+                "the cache path. `run` does this on demand; doing it once up front lets parallel sweeps\n"
+                "share the cache. The cache is keyed by the learning settings only (not the seed);\n"
+                "it lives in $VFEDSIM_CACHE (default ~/.cache/vfedsim) unless learning.data.cache_dir is set.")
+    p.add_argument("scenario", metavar="SCENARIO.yaml", help="scenario file")
+    add_set(p)
+    add_plugins(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_pretrain)
+
+    p = command("channel", "print a channel profile's median link budget by distance",
+                "Print path loss, median SNR (no shadowing or fading) and link rate against distance for\n"
+                "a channel PROFILE (a name from channels/ or a path to a profile .yaml):\n"
+                "  vfedsim channel log-distance --set bandwidth_hz=1e6 --distances 50,100,200,400\n"
+                "Rates are for one transfer alone on the link; concurrent transfers share it.")
+    p.add_argument("profile", metavar="PROFILE", help="profile name (e.g. log-distance, 3gpp-highway) or file")
+    p.add_argument("--distances", metavar="D1,D2,...",
+                   help="comma-separated vehicle-RSU distances [m] "
+                        f"(default {','.join(str(d) for d in DEFAULT_DISTANCES_M)})")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a profile field, e.g. --set bandwidth_hz=1e6 --set path_loss.exponent=3.5; "
+                        "repeatable")
+    p.add_argument("--csv", action="store_true", help="print CSV (exact values) instead of a table")
+    p.add_argument("--plot", metavar="FILE", type=Path, help="also draw SNR and rate vs distance into FILE (.png)")
+    p.set_defaults(handler=cmd_channel)
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vfedsim`` console script and of ``python -m vfedsim``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except ScenarioError as exc:
+        return _fail(str(exc), 2)
+    except ImportError as exc:
+        return _fail(_missing_module_message(exc), 1)
+    except VfedsimError as exc:
+        return _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 (the CLI turns every failure into one line)
+        hint = "" if _debug() else " (set VFEDSIM_DEBUG=1 for the traceback)"
+        return _fail(f"{type(exc).__name__}: {exc}{hint}", 1)
+
+
+def _debug() -> bool:
+    return os.environ.get("VFEDSIM_DEBUG", "").strip() not in ("", "0", "false", "no")
+
+
+def _fail(message: str, status: int) -> int:
+    if _debug():
+        traceback.print_exc()
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return status
+
+
+def _missing_module_message(exc: ImportError) -> str:
+    name = (exc.name or "").split(".")[0]
+    text = str(exc)
+    if not name:  # e.g. pandas: "Unable to find a usable engine; tried using: 'pyarrow', 'fastparquet'"
+        name = next((m for m in _EXTRAS if m in text), "")
+    if name in _EXTRAS:
+        extra = _EXTRAS[name]
+        return f"this needs the optional package {name!r}: pip install 'vfedsim[{extra}]'"
+    if name in _REQUIRED:
+        return f"required package {name!r} is missing or broken ({text}); reinstall: pip install vfedsim"
+    return f"{type(exc).__name__}: {text}"
+
+
+# -------------------------------------------------------------------------------------------- helpers
+def _load_plugins(args: argparse.Namespace) -> None:
+    if getattr(args, "plugins", None):
+        from .registry import load_plugins
+
+        load_plugins(args.plugins)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or "run"
+
+
+def _timestamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _unique_dir(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``, ... whichever does not exist yet."""
+    if not path.exists():
+        return path
+    for i in itertools.count(2):
+        candidate = path.with_name(f"{path.name}-{i}")
+        if not candidate.exists():
+            return candidate
+    raise AssertionError("unreachable")
+
+
+def _check_out(path: Path) -> None:
+    """Never overwrite: ``--out`` must not exist, or be an empty directory."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ScenarioError("--out", f"{str(path)!r} exists and is not a directory")
+    if any(path.iterdir()):
+        raise ScenarioError("--out", f"{str(path)!r} is not empty; choose a new directory (nothing is overwritten)")
+
+
+def default_run_dir(name: str, seed: int, *, root: Path = Path("runs")) -> Path:
+    """``runs/<name>-seed<seed>-<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3`` appended if it exists."""
+    return _unique_dir(root / f"{_slug(name)}-seed{seed}-{_timestamp()}")
+
+
+def _fmt(value: Any) -> str:
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+# ------------------------------------------------------------------------------------------- commands
+def cmd_run(args: argparse.Namespace) -> int:
+    from .engine import load_scenario, run
+
+    _load_plugins(args)
+    scenario = load_scenario(args.scenario, overrides=args.overrides, seed=args.seed)
+    if args.out is not None:
+        out_dir = args.out
+        _check_out(out_dir)
+    else:
+        out_dir = default_run_dir(scenario.name, scenario.seed)
+    result = run(scenario, out_dir=out_dir, progress=not args.quiet)
+    plots: list[Path] = []
+    if scenario.output.plots and not args.no_plots:
+        from .plot import plot_run
+
+        plots = plot_run(result.out_dir)
+    if args.quiet:
+        print(result.out_dir)
+        return 0
+    print(f"run directory: {result.out_dir}")
+    _print_run_summary(result)
+    if plots:
+        print("plots: " + ", ".join(str(p) for p in plots))
+    return 0
+
+
+def _print_run_summary(result: Any) -> None:
+    rounds, summary = result.rounds, result.summary or {}
+    if rounds is not None and len(rounds):
+        last = rounds.iloc[-1]
+        parts = []
+        if "round" in rounds.columns:
+            parts.append(f"{int(last['round'])} rounds")
+        if "sim_time_s" in rounds.columns:
+            parts.append(f"{float(last['sim_time_s']):.1f} s simulated")
+        if "cum_bytes_up" in rounds.columns:
+            parts.append(f"uplink {_fmt_bytes(float(last['cum_bytes_up']))}")
+        if "cum_bytes_down" in rounds.columns:
+            parts.append(f"downlink {_fmt_bytes(float(last['cum_bytes_down']))}")
+        if "clients_arrived" in rounds.columns and "clients_selected" in rounds.columns:
+            parts.append(f"{int(rounds['clients_arrived'].sum())} of {int(rounds['clients_selected'].sum())} "
+                         "selected updates arrived")
+        if parts:
+            print(", ".join(parts))
+    drops = summary.get("drops_by_cause") or {}
+    if drops:
+        print("drops: " + ", ".join(f"{cause} {count}" for cause, count in drops.items()))
+    final, pretrained = summary.get("final") or {}, summary.get("pretrained") or {}
+    keys = [k for k in final if str(k).rsplit(".", 1)[-1] in ("accuracy", "macro_f1")] or list(final)
+    if keys:
+        width = max(len(str(k)) for k in keys)
+        print(f"{'metric':<{width}}  {'pretrained':>10}  {'final':>8}  {'change':>8}")
+        for key in keys:
+            before, after = pretrained.get(key), final[key]
+            try:
+                change = f"{float(after) - float(before):+.4f}"
+            except (TypeError, ValueError):
+                change = ""
+            print(f"{key:<{width}}  {_fmt(before) if before is not None else '':>10}  {_fmt(after):>8}  {change:>8}")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .engine import load_scenario
+
+    _load_plugins(args)
+    failed = 0
+    for path in args.scenarios:
+        try:
+            scenario = load_scenario(path, overrides=args.overrides, seed=args.seed)
+        except ScenarioError as exc:
+            if len(args.scenarios) == 1:
+                raise
+            print(f"{PROG}: error: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"ok: {scenario.name} ({describe_scenario(scenario)})")
+    return 2 if failed else 0
+
+
+def describe_scenario(scenario: Any) -> str:
+    """A one-line description: rounds, clients, strategy, policies, tasks, channel, duration."""
+    strategy, learning = scenario.strategy, scenario.learning
+    channel = scenario.world.channel
+    parts = [f"{getattr(strategy, 'rounds', '?')} rounds"]
+    if hasattr(strategy, "clients_per_round"):
+        parts.append(f"{strategy.clients_per_round} clients/round")
+    parts.append(f"{getattr(strategy, 'name', '?')} strategy")
+    if hasattr(strategy, "selection"):
+        parts.append(f"selection {strategy.selection.name}")
+    if hasattr(strategy, "aggregation"):
+        parts.append(f"aggregation {strategy.aggregation.name}")
+    parts.append(f"tasks {'+'.join(learning.tasks)}")
+    parts.append(f"channel {channel.profile} at {channel.bandwidth_hz / 1e6:g} MHz")
+    parts.append(f"seed {scenario.seed}")
+    parts.append(f"at most {scenario.duration_s:g} s")
+    return ", ".join(parts)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_experiment, plan_runs, run_sweep
+
+    _load_plugins(args)
+    experiment = load_experiment(args.experiment)
+    if args.out is not None:
+        out_dir = args.out
+        _check_out(out_dir)
+    else:
+        out_dir = _unique_dir(Path("sweeps") / f"{_slug(experiment.name)}-{_timestamp()}")
+    if args.jobs < 1:
+        raise ScenarioError("--jobs", f"must be at least 1, got {args.jobs}")
+    if args.dry_run:
+        tasks = plan_runs(experiment, out_dir=out_dir)
+        for task in tasks:
+            print(f"{task.name}: {' '.join(task.point.overrides) or '(base scenario)'}")
+        print(f"ok: {experiment.name} ({len(experiment.points)} points x "
+              f"{len(experiment.seeds or (None,))} seeds = {len(tasks)} runs; nothing run)")
+        return 0
+    results = run_sweep(experiment, out_dir=out_dir, jobs=args.jobs, progress=not args.quiet,
+                        plugins=args.plugins)
+    plots: list[Path] = []
+    if not args.no_plots and experiment.grid:
+        from .plot import plot_directory
+
+        plots = plot_directory(out_dir)
+    if args.quiet:
+        print(out_dir)
+        return 0
+    print(f"sweep directory: {out_dir}")
+    _print_sweep_summary(results, list(experiment.grid))
+    if plots:
+        print("plots: " + ", ".join(str(p) for p in plots))
+    return 0
+
+
+def _print_sweep_summary(results: Any, grid_keys: list[str]) -> None:
+    metrics = [c for c in results.columns if isinstance(c, str) and c.endswith(".accuracy")]
+    if not metrics or results.empty:
+        return
+    keys = [k for k in grid_keys if k in results.columns]
+    table = results.groupby(keys, sort=False)[metrics].mean() if keys else results[metrics].mean().to_frame().T
+    seeds = results["seed"].nunique() if "seed" in results.columns else 1
+    print(f"final accuracy (mean over {seeds} seed{'s' if seeds != 1 else ''}):")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_directory
+
+    if not args.directory.is_dir():
+        raise ScenarioError("DIR", f"not a directory: {str(args.directory)!r}")
+    for path in plot_directory(args.directory, x=args.x, hue=args.hue, metric=args.metric):
+        print(path)
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from .engine import load_scenario
+
+    _load_plugins(args)
+    scenario = load_scenario(args.scenario, overrides=args.overrides)
+    from .learn.pretrain import ensure_pretrained
+
+    print(ensure_pretrained(scenario.learning, progress=not args.quiet))
+    return 0
+
+
+def _parse_distances(text: str | None) -> list[float]:
+    if text is None:
+        return [float(d) for d in DEFAULT_DISTANCES_M]
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ScenarioError("--distances", f"expected comma-separated numbers in metres, got {text!r}") from None
+    if not values or any(not v > 0 for v in values):
+        raise ScenarioError("--distances", f"expected positive distances in metres, got {text!r}")
+    return values
+
+
+def cmd_channel(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .scenario import apply_overrides, load_channel_profile
+
+    distances = _parse_distances(args.distances)
+    overrides = apply_overrides({}, args.overrides)
+    if "profile" in overrides:
+        raise ScenarioError("--set", "name the profile as the PROFILE argument, not with --set profile=...")
+    profile = load_channel_profile(args.profile, overrides, base_dir=Path.cwd())
+    from .world.channel import link_budget
+
+    budget = {k: np.asarray(v) for k, v in link_budget(profile, np.asarray(distances, dtype=float)).items()}
+    columns = ["distance_m", "path_loss_db", "snr_db", "rate_bps"]
+    columns += [k for k in budget if k not in columns]
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame({k: budget[k] for k in columns if k in budget}).to_csv(sys.stdout, index=False)
+    else:
+        bw = f"{profile.bandwidth_hz / 1e6:g} MHz"
+        print(f"channel profile {profile.profile}: {profile.description or '(no description)'}")
+        print(f"carrier {profile.carrier_hz / 1e9:g} GHz, bandwidth {bw}, vehicle tx {profile.vehicle_tx_power_dbm:g} "
+              f"dBm, coverage edge at median SNR {profile.min_snr_db:g} dB")
+        print(f"{'distance_m':>10}  {'path_loss_db':>12}  {'snr_db':>8}  {'rate_bps':>14}  {'rate_mbps':>9}  covered")
+        for i in range(len(budget["distance_m"])):
+            snr = float(budget["snr_db"][i])
+            rate = float(budget["rate_bps"][i])
+            print(f"{float(budget['distance_m'][i]):>10g}  {float(budget['path_loss_db'][i]):>12.1f}  "
+                  f"{snr:>8.1f}  {rate:>14,.0f}  {rate / 1e6:>9.3f}  {'yes' if snr >= profile.min_snr_db else 'no'}")
+    if args.plot is not None:
+        from .plot import plot_link_budget
+
+        path = plot_link_budget(budget, args.plot, min_snr_db=profile.min_snr_db,
+                                title=f"{profile.profile}: median link budget at {profile.bandwidth_hz / 1e6:g} MHz")
+        print(f"plot: {path}", file=sys.stderr if args.csv else sys.stdout)
+    return 0
