@@ -1,0 +1,42 @@
+"""Learning: highway-env data, the M3T model with LoRA, central pretraining, local jobs, aggregation math.
+
+torch and peft are imported only when a name that needs them is used (``vfedsim validate`` never does):
+
+- `vfedsim.learn.scenes`    highway-env scenes -> samples: modalities, labels, TASK_CLASSES (numpy + highway-env)
+- `vfedsim.learn.data`      Dataset, DataBundle, load_data (cached), shard_indices (numpy + highway-env)
+- `vfedsim.learn.jobs`      TrainJob (plain data)
+- `vfedsim.learn.metrics`   accuracy, macro_f1, balanced_accuracy (numpy)
+- `vfedsim.learn.model`     M3TModel, build_model, wrap_lora, trainable_state, load_trainable_state
+- `vfedsim.learn.pretrain`  ensure_pretrained, load_pretrained
+- `vfedsim.learn.train`     TrainJob, Update, Learner
+- `vfedsim.learn.aggregate` weighted_average, state_delta, apply_delta
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Dataset": "data", "DataBundle": "data", "load_data": "data", "shard_indices": "data",
+    "cache_dir": "data", "TASK_CLASSES": "data",
+    "accuracy": "metrics", "macro_f1": "metrics", "balanced_accuracy": "metrics",
+    "M3TModel": "model", "build_model": "model", "trainable_state": "model", "load_trainable_state": "model",
+    "ensure_pretrained": "pretrain", "load_pretrained": "pretrain",
+    "TrainJob": "jobs", "Update": "train", "Learner": "train",
+    "weighted_average": "aggregate", "state_delta": "aggregate", "apply_delta": "aggregate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vfedsim.learn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

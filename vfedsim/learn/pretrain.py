@@ -1,0 +1,100 @@
+"""Central pretraining of the foundation model on the source split, cached on disk.
+
+Encoders, trunk and heads are trained together on ``bundle.source`` (``data.source_groups``) with the
+multi-task loss (the sum over tasks of the cross-entropy), Adam, ``pretrain.epochs`` epochs of shuffled
+mini-batches. Everything random comes from (data.seed, "pretrain"): the same settings give the same weights.
+The result is a ``state_dict`` saved atomically under the data cache, keyed by the data key and the model,
+pretraining and task settings; federated fine-tuning starts from it.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import time
+from pathlib import Path
+
+import torch
+
+from ..rng import int_seed
+from ..scenario import LearningConfig
+from .data import DataBundle, Dataset, atomic_write, cache_dir, data_key, load_data
+from .model import M3TModel, build_model, multitask_loss, to_tensors, set_torch_threads
+
+__all__ = ["pretrain", "pretrain_key", "pretrained_path", "ensure_pretrained", "load_pretrained",
+           "PRETRAIN_VERSION"]
+
+PRETRAIN_VERSION = 1
+"""Bump when the model or the pretraining procedure changes: it is part of the cache key."""
+
+
+def pretrain_key(cfg: LearningConfig) -> str:
+    text = json.dumps({"data": data_key(cfg.data), "model": cfg.model.model_dump(mode="json"),
+                       "pretrain": cfg.pretrain.model_dump(mode="json"), "tasks": list(cfg.tasks),
+                       "version": PRETRAIN_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def pretrained_path(cfg: LearningConfig) -> Path:
+    return cache_dir(cfg.data) / f"pretrained-{pretrain_key(cfg)}.pt"
+
+
+def pretrain(cfg: LearningConfig, source: Dataset, *, progress: bool = False) -> M3TModel:
+    """Train a fresh model on ``source``; deterministic for given settings."""
+    seed = int_seed(cfg.data.seed, "pretrain")
+    set_torch_threads()
+    model = build_model(cfg)
+    data = to_tensors(source, cfg.tasks)
+    n, batch = len(data), cfg.pretrain.batch_size
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.pretrain.lr)
+    generator = torch.Generator().manual_seed(seed)
+    started = time.perf_counter()
+    model.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # dropout, if any
+        for epoch in range(cfg.pretrain.epochs):
+            order = torch.randperm(n, generator=generator)
+            total = 0.0
+            for start in range(0, n, batch):
+                idx = order[start:start + batch]
+                loss = multitask_loss(model(*data.inputs(idx)), data.targets(idx))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(idx)
+            if progress:
+                print(f"  pretrain epoch {epoch + 1}/{cfg.pretrain.epochs}: loss {total / n:.4f} "
+                      f"({time.perf_counter() - started:.1f} s)", flush=True)
+    model.eval()
+    return model
+
+
+def ensure_pretrained(cfg: LearningConfig, bundle: DataBundle | None = None, *, progress: bool = False) -> Path:
+    """The path of the pretrained weights for ``cfg``, pretraining (and caching) them first if needed."""
+    path = pretrained_path(cfg)
+    if path.is_file():
+        return path
+    if bundle is None:
+        bundle = load_data(cfg.data, progress=progress)
+    model = pretrain(cfg, bundle.source, progress=progress)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+    return path
+
+
+def load_pretrained(cfg: LearningConfig, bundle: DataBundle | None = None, *,
+                    progress: bool = False) -> M3TModel:
+    """A plain (no adapters) M3T model with the pretrained weights of ``cfg``."""
+    path = ensure_pretrained(cfg, bundle, progress=progress)
+    model = build_model(cfg)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError):  # corrupt or stale file: pretrain again
+        path.unlink(missing_ok=True)
+        path = ensure_pretrained(cfg, bundle, progress=progress)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.eval()
+    return model
