@@ -98,7 +98,7 @@ def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
     if learner is None:
         from .learn.train import Learner
 
-        learner = Learner(scenario.learning, progress=progress)
+        learner = Learner(scenario.learning, seed=scenario.seed, progress=progress)
     wall_setup = time.perf_counter() - wall_start
 
     env = simpy.Environment()

@@ -318,6 +318,9 @@ class SyncStrategy(Frozen):
     selection: Named = Named(name="random")
     aggregation: Named = Named(name="fedavg")
     lazy: bool = True
+    eval_every: PositiveInt = 1
+    """Evaluate the global model every this many rounds (and always after the last); other rounds'
+    metric cells stay empty. Evaluation costs host time only, never simulated time."""
 
 
 class OutputConfig(Frozen):

@@ -86,8 +86,10 @@ class SyncStrategy:
                 ctx.learner.release(base)
             rec.event("aggregate", nbytes=0, cause="" if updates else "no_updates")
             loss = float(np.mean([u.train_loss for u in updates])) if updates else float("nan")
+            last = r == cfg.rounds or env.now >= duration
+            metrics = ctx.learner.evaluate() if (r % cfg.eval_every == 0 or last) else {}
             rec.round_row(round=r, sim_time_s=env.now, selected=len(chosen), arrived=len(arrived),
-                          dropped=len(chosen) - len(arrived), metrics=ctx.learner.evaluate(), train_loss=loss)
+                          dropped=len(chosen) - len(arrived), metrics=metrics, train_loss=loss)
 
     def updates_for(self, arrived: list[int], outcome: dict[int, Any]) -> list[Any]:
         """The arrived vehicles' updates, computing now the jobs that lazy mode deferred (one batch)."""
