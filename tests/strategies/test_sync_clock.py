@@ -124,3 +124,12 @@ def test_compute_time_is_flops_over_device_speed():
     assert compute[0] == pytest.approx(0.25) and compute[1] == pytest.approx(3.0)
     energy = ev[ev["kind"] == "compute_end"].set_index("vehicle")["energy_j"]
     assert energy[1] == pytest.approx(30.0)  # 10 W x 3 s
+
+
+def test_deadline_during_compute_charges_the_energy_spent_so_far():
+    rec, _ = build([1.0, 10.0], deadline=4.5)
+    ev = rec.events()
+    cut = ev[(ev["kind"] == "compute_end") & (ev["vehicle"] == 1)]
+    assert cut["cause"].tolist() == ["deadline"]
+    assert cut["duration_s"].tolist() == [pytest.approx(3.5)]  # from 1 s (download done) to 4.5 s
+    assert cut["energy_j"].tolist() == [pytest.approx(35.0)]

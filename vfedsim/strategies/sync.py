@@ -128,17 +128,21 @@ class SyncStrategy:
         """
         ctx, env, rec = self.ctx, self.env, self.ctx.recorder
         outcome[v] = None
+        computing_since: float | None = None
         try:
             yield from self.transfer(v, rc.download_bytes, "down")
             seconds = float(ctx.compute_time_s(v))
             trip_left = float(ctx.mobility.trips.t_exit_s[v]) - env.now
             rec.event("compute_start", vehicle=v)
+            computing_since = env.now
             if seconds > trip_left:
                 yield env.timeout(max(trip_left, 0.0))
-                self.energy_compute(v, max(trip_left, 0.0), done=False)
+                computing_since = None
+                self.energy_compute(v, max(trip_left, 0.0), cause="trip_ended")
                 raise _Dropped("trip_ended")
             yield env.timeout(seconds)
-            self.energy_compute(v, seconds, done=True)
+            computing_since = None
+            self.energy_compute(v, seconds, cause="")
             job = TrainJob(vehicle=v, round=rc.round, base_version=rc.base_version,
                            indices=ctx.shards(v), seed=int_seed(ctx.scenario.seed, "train", v, rc.round))
             result: Any = job if self.cfg.lazy else ctx.learner.run_jobs([job])[0]
@@ -154,6 +158,8 @@ class SyncStrategy:
         except _Dropped as drop:
             rec.event("dropped", vehicle=v, cause=drop.cause)
         except simpy.Interrupt as stop:
+            if computing_since is not None:  # the deadline cut the local training short
+                self.energy_compute(v, env.now - computing_since, cause=str(stop.cause))
             ctx.network.cancel(v, str(stop.cause))
             rec.event("dropped", vehicle=v, cause=str(stop.cause))
 
@@ -182,7 +188,7 @@ class SyncStrategy:
                                 cause=res.cause or "", duration_s=seconds, energy_j=energy,
                                 direction=direction)
 
-    def energy_compute(self, v: int, seconds: float, *, done: bool) -> None:
+    def energy_compute(self, v: int, seconds: float, *, cause: str) -> None:
+        """Record the end of local training (``cause`` empty when it completed) and its energy [J]."""
         energy = float(self.ctx.fleet.compute_power_w[v]) * seconds
-        self.ctx.recorder.event("compute_end", vehicle=v, duration_s=seconds, energy_j=energy,
-                                cause="" if done else "trip_ended")
+        self.ctx.recorder.event("compute_end", vehicle=v, duration_s=seconds, energy_j=energy, cause=cause)
