@@ -294,7 +294,7 @@ def test_cli_sweep_runs_and_plots(tmp_path: Path, runs: list[str], capsys) -> No
 
 def test_the_shipped_experiment_is_valid(tmp_path: Path) -> None:
     exp = load_experiment(REPO / "experiments" / "accuracy_vs_bandwidth.yaml")
-    assert exp.base == TINY.resolve()
+    assert exp.base == (REPO / "scenarios" / "quickstart.yaml").resolve()
     assert set(exp.grid) == {BW, SEL} and set(exp.grid[SEL]) == {"random", "coverage"}
     assert len(exp.grid[BW]) >= 3 and len(exp.seeds) == 2
     assert len(plan_runs(exp, out_dir=tmp_path)) == len(exp.grid[BW]) * 2 * 2
