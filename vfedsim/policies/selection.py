@@ -23,7 +23,9 @@ import numpy as np
 from ..errors import ScenarioError
 from ..registry import Registry
 
-__all__ = ["WorldSnapshot", "Selector", "SELECTORS", "RandomSelector", "CoverageAwareSelector", "make_selector"]
+__all__ = ["WorldSnapshot", "Selector", "SELECTORS", "RandomSelector", "CoverageAwareSelector", "AllSelector",
+           "ChannelSelector", "DeadlineSelector", "OortSelector", "PowerOfChoiceSelector", "FairSelector",
+           "RsuBalancedSelector", "make_selector"]
 
 
 @dataclass(frozen=True)
@@ -108,14 +110,7 @@ class CoverageAwareSelector:
     def select(self, snapshot: WorldSnapshot, k: int, rng: np.random.Generator) -> np.ndarray:
         if len(snapshot) == 0 or k <= 0:
             return snapshot.vehicle_ids[:0]
-        _, inverse, counts = np.unique(snapshot.serving_rsu, return_inverse=True, return_counts=True)
-        sharers = np.minimum(counts[inverse], k)
-        with np.errstate(divide="ignore"):
-            transfer = 8.0 * (snapshot.download_bytes / snapshot.rate_down_bps
-                              + snapshot.upload_bytes / snapshot.rate_up_bps)
-        predicted = (transfer * sharers + snapshot.compute_time_s) * self.margin
-        budget = np.minimum(np.minimum(snapshot.dwell_time_s, snapshot.trip_remaining_s), snapshot.deadline_s)
-        slack = budget - predicted
+        slack = _slack_s(snapshot, k, self.margin)
         feasible = np.flatnonzero(slack >= 0)
         if feasible.size >= k:
             chosen = rng.choice(feasible, size=k, replace=False)
@@ -126,6 +121,213 @@ class CoverageAwareSelector:
                 order = rest[np.argsort(-slack[rest], kind="stable")]
                 chosen = np.concatenate([feasible, order[: k - feasible.size]])
         return np.sort(snapshot.vehicle_ids[chosen])
+
+
+@SELECTORS.register("all")
+class AllSelector:
+    """Every candidate (every vehicle on the road, covered and not busy); ``k`` is ignored. The full
+    participation baseline of FedAvg's analysis (McMahan et al., 2017, C = 1)."""
+
+    def select(self, snapshot: WorldSnapshot, k: int, rng: np.random.Generator) -> np.ndarray:
+        return np.sort(snapshot.vehicle_ids)
+
+
+@SELECTORS.register("channel")
+class ChannelSelector:
+    """The ``k`` candidates with the best current channel: highest full-band uplink rate to the serving
+    RSU (the SNR proxy the snapshot carries; rate is monotone in SNR until the spectral-efficiency cap,
+    where ties are broken at random). Cf. the proportional-fair scheduler of Yang, Liu, Quek & Poor,
+    "Scheduling policies for federated learning in wireless networks", IEEE Trans. Commun. 2020, which
+    with statistically identical links picks the best instantaneous SNRs."""
+
+    def select(self, snapshot: WorldSnapshot, k: int, rng: np.random.Generator) -> np.ndarray:
+        if len(snapshot) == 0 or k <= 0:
+            return snapshot.vehicle_ids[:0]
+        return np.sort(snapshot.vehicle_ids[_top(snapshot.rate_up_bps, k, rng)])
+
+
+@SELECTORS.register("deadline")
+class DeadlineSelector:
+    """Only vehicles predicted to finish in time: download + compute + upload, with the RSU's bandwidth
+    shared as in ``coverage``, times ``margin`` (default 1.2), must fit the round deadline, the remaining
+    time in coverage and the remaining trip. Like ``coverage`` with ``fill: false``, but the feasible
+    vehicles are ranked by slack (``min(dwell, trip, deadline) - margin x predicted``, largest first;
+    ties at random) instead of drawn at random. Returns fewer than ``k`` (possibly none) when fewer are
+    feasible. Deadline-based selection in the spirit of FedCS (Nishio & Yonetani, ICC 2019)."""
+
+    def __init__(self, *, margin: float = 1.2) -> None:
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+            raise ValueError(f"margin must be a number > 0, got {margin!r}")
+        self.margin = float(margin)
+
+    def select(self, snapshot: WorldSnapshot, k: int, rng: np.random.Generator) -> np.ndarray:
+        if len(snapshot) == 0 or k <= 0:
+            return snapshot.vehicle_ids[:0]
+        slack = _slack_s(snapshot, k, self.margin)
+        feasible = np.flatnonzero(slack >= 0)
+        return np.sort(snapshot.vehicle_ids[feasible[_top(slack[feasible], k, rng)]])
+
+
+@SELECTORS.register("oort")
+class OortSelector:
+    """Oort (Lai et al., OSDI 2021, "Oort: efficient federated learning via guided participant selection",
+    Sec. 4 and Alg. 1), simplified to what the snapshot shows.
+
+    Utility of an explored vehicle (one that reported a loss) = statistical x system utility:
+
+    - statistical: Oort's ``|B_i| sqrt(mean_k loss_k^2)`` approximated by the last reported mean training
+      loss (the snapshot has no per-vehicle sample count; the scenarios' shards are all the same size, so
+      the factor |B_i| would not change the ranking);
+    - system: ``(T / t_i)^alpha`` when the predicted round time ``t_i`` (download + compute + upload, RSU to
+      itself: ``snapshot.predicted_time_s``) exceeds the preferred duration T, else 1.
+
+    Of the ``k`` slots, ``round(epsilon x k)`` go to unexplored vehicles (NaN loss) drawn at random, the
+    rest to the explored vehicles with the highest utility (ties at random); either side fills the other's
+    slots when it runs short. Oort decays epsilon and adds a staleness bonus and a utility cut-off with
+    sampling; here epsilon is fixed and the top utilities are taken.
+
+    Pacer: T = ``preferred_duration_s`` (default: the round's deadline) + relaxation. After every
+    ``pacer_window`` rounds (from 2 windows on), if the statistical utility summed over the exploited picks
+    of the last window is below that of the window before, the relaxation grows by ``pacer_step_s`` [s],
+    admitting slower vehicles with more to learn (Oort Alg. 1, lines 4-6). One instance per run.
+    """
+
+    def __init__(self, *, epsilon: float = 0.2, alpha: float = 2.0, preferred_duration_s: float | None = None,
+                 pacer_step_s: float = 5.0, pacer_window: int = 5) -> None:
+        self.epsilon = _option_number("epsilon", epsilon, 0.0, 1.0)
+        self.alpha = _option_number("alpha", alpha, 0.0)
+        self.preferred_duration_s = (None if preferred_duration_s is None
+                                     else _option_number("preferred_duration_s", preferred_duration_s, 0.0,
+                                                         strict=True))
+        self.pacer_step_s = _option_number("pacer_step_s", pacer_step_s, 0.0)
+        if isinstance(pacer_window, bool) or not isinstance(pacer_window, int) or pacer_window < 1:
+            raise ValueError(f"pacer_window must be an integer >= 1, got {pacer_window!r}")
+        self.pacer_window = pacer_window
+        self.relax_s = 0.0  # [s] added to the preferred duration by the pacer
+        self.history: list[float] = []  # statistical utility of each round's exploited picks
+
+    def utility(self, snapshot: WorldSnapshot) -> np.ndarray:
+        """(M,) Oort utility of each candidate (NaN for unexplored ones)."""
+        preferred = self.preferred_duration_s if self.preferred_duration_s is not None else snapshot.deadline_s
+        t_pref = preferred + self.relax_s
+        t = snapshot.predicted_time_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            system = np.where(t > t_pref, (t_pref / t) ** self.alpha, 1.0)
+        return snapshot.last_loss * system
+
+    def select(self, snapshot: WorldSnapshot, k: int, rng: np.random.Generator) -> np.ndarray:
+        n = len(snapshot)
+        if n == 0 or k <= 0:
+            return snapshot.vehicle_ids[:0]
+        k = min(k, n)
+        explored = np.flatnonzero(np.isfinite(snapshot.last_loss))
+        unexplored = np.flatnonzero(~np.isfinite(snapshot.last_loss))
+        n_explore = min(int(np.floor(self.epsilon * k + 0.5)), unexplored.size)
+        n_exploit = min(k - n_explore, explored.size)
+        n_explore = min(k - n_exploit, unexplored.size)
+        util = self.utility(snapshot)
+        exploit = explored[_top(util[explored], n_exploit, rng)]
+        explore = rng.choice(unexplored, size=n_explore, replace=False) if n_explore else unexplored[:0]
+        self._pace(float(np.sum(snapshot.last_loss[exploit])))
+        return np.sort(snapshot.vehicle_ids[np.concatenate([exploit, explore])])
+
+    def _pace(self, utility_sum: float) -> None:
+        self.history.append(utility_sum)
+        w = self.pacer_window
+        if len(self.history) >= 2 * w and len(self.history) % w == 0:
+            if sum(self.history[-w:]) < sum(self.history[-2 * w:-w]):
+                self.relax_s += self.pacer_step_s
+
+
+@SELECTORS.register("power_of_choice")
+class PowerOfChoiceSelector:
+    """Power-of-choice (Cho, Wang & Joshi, AISTATS 2022 / arXiv 2010.01243, 2020): draw ``d`` candidates
+    uniformly at random without replacement, keep the ``k`` with the highest last reported training loss.
+    A vehicle that never reported (NaN loss) counts as +inf, so new vehicles get tried; ties at random.
+    ``d`` default None = 2k; it is clamped to [k, candidates]. The paper draws the d candidates with
+    probability proportional to their data size; the snapshot has no sample counts (equal shards here)."""
+
+    def __init__(self, *, d: int | None = None) -> None:
+        if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
+            raise ValueError(f"d must be an integer >= 1 (or null for 2k), got {d!r}")
+        self.d = d
+
+    def select(self, snapshot: WorldSnapshot, k: int, rng: np.random.Generator) -> np.ndarray:
+        n = len(snapshot)
+        if n == 0 or k <= 0:
+            return snapshot.vehicle_ids[:0]
+        d = min(max(2 * k if self.d is None else self.d, k), n)
+        sampled = rng.choice(n, size=d, replace=False)
+        loss = np.where(np.isnan(snapshot.last_loss), np.inf, snapshot.last_loss)
+        return np.sort(snapshot.vehicle_ids[sampled[_top(loss[sampled], k, rng)]])
+
+
+@SELECTORS.register("fair")
+class FairSelector:
+    """Least served first: the ``k`` candidates with the lowest participation count (rounds selected in
+    before), ties at random, so participation evens out over time (round-robin-like fairness; cf. the
+    age-based scheduling of Yang et al., "Age-based scheduling policy for federated learning in mobile
+    edge networks", ICASSP 2020)."""
+
+    def select(self, snapshot: WorldSnapshot, k: int, rng: np.random.Generator) -> np.ndarray:
+        if len(snapshot) == 0 or k <= 0:
+            return snapshot.vehicle_ids[:0]
+        score = -np.asarray(snapshot.participation_count, dtype=np.float64)
+        return np.sort(snapshot.vehicle_ids[_top(score, k, rng)])
+
+
+@SELECTORS.register("rsu_balanced")
+class RsuBalancedSelector:
+    """Spread the ``k`` picks over the serving RSUs round-robin, so no RSU's bandwidth is shared by many
+    while another idles: the RSUs are visited in a random order, one random candidate from each per turn,
+    until ``k`` are chosen (an RSU that runs out is skipped). Picks per RSU differ by at most one unless
+    an RSU has too few candidates. Load balancing across edge servers as in hierarchical FL (e.g.
+    Liu et al., "Client-edge-cloud hierarchical federated learning", ICC 2020)."""
+
+    def select(self, snapshot: WorldSnapshot, k: int, rng: np.random.Generator) -> np.ndarray:
+        n = len(snapshot)
+        if n == 0 or k <= 0:
+            return snapshot.vehicle_ids[:0]
+        rsus = np.unique(snapshot.serving_rsu)
+        rsu_rank = np.empty(rsus.size, dtype=np.int64)
+        rsu_rank[rng.permutation(rsus.size)] = np.arange(rsus.size)
+        group = np.searchsorted(rsus, snapshot.serving_rsu)
+        depth = np.empty(n, dtype=np.int64)  # a candidate's random place in its RSU's queue
+        for g in range(rsus.size):
+            members = np.flatnonzero(group == g)
+            depth[rng.permutation(members)] = np.arange(members.size)
+        order = np.lexsort((rsu_rank[group], depth))
+        return np.sort(snapshot.vehicle_ids[order[:k]])
+
+
+def _top(score: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the ``k`` highest scores (all when fewer), ties broken at random with ``rng``."""
+    perm = rng.permutation(score.shape[0])
+    return perm[np.argsort(-score[perm], kind="stable")][: max(k, 0)]
+
+
+def _slack_s(snapshot: WorldSnapshot, k: int, margin: float) -> np.ndarray:
+    """(M,) [s] ``min(dwell, trip, deadline) - margin x predicted``, where predicted = transfer time x
+    sharers + compute, and sharers = the candidates at the same RSU, at most ``k``."""
+    _, inverse, counts = np.unique(snapshot.serving_rsu, return_inverse=True, return_counts=True)
+    sharers = np.minimum(counts[inverse], k)
+    with np.errstate(divide="ignore"):
+        transfer = 8.0 * (snapshot.download_bytes / snapshot.rate_down_bps
+                          + snapshot.upload_bytes / snapshot.rate_up_bps)
+    predicted = (transfer * sharers + snapshot.compute_time_s) * margin
+    budget = np.minimum(np.minimum(snapshot.dwell_time_s, snapshot.trip_remaining_s), snapshot.deadline_s)
+    return budget - predicted
+
+
+def _option_number(name: str, value: Any, low: float, high: float | None = None, *, strict: bool = False) -> float:
+    """``value`` as a float >= low (> low when ``strict``) and <= high, or a ValueError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    x = float(value)
+    if x < low or (strict and x == low) or (high is not None and x > high):
+        bounds = f"{'>' if strict else '>='} {low:g}" + ("" if high is None else f" and <= {high:g}")
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")
+    return x
 
 
 def make_selector(name: str, options: dict[str, Any]) -> Selector:
