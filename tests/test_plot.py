@@ -163,3 +163,16 @@ def test_plot_link_budget(tmp_path: Path) -> None:
     budget = {"distance_m": d, "path_loss_db": 60 + 30 * np.log10(d), "snr_db": 40 - 30 * np.log10(d / 10),
               "rate_bps": np.array([6e7, 2e7, 0.0])}
     assert_png(plot_link_budget(budget, tmp_path / "lb.png", title="t", min_snr_db=0.0))
+
+
+def test_unevaluated_rounds_are_skipped_not_drawn_as_gaps(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from vfedsim.plot import _metric_figure
+
+    rounds = pd.DataFrame({"round": [0, 1, 2, 3], "sim_time_s": [0.0, 1.0, 2.0, 3.0],
+                           "maneuver.accuracy": [0.5, np.nan, 0.7, np.nan]})
+    fig = _metric_figure(rounds, ["maneuver"], x="sim_time_s", scale=1.0, xlabel="t", title="t")
+    line = fig.axes[0].lines[0]
+    assert list(line.get_xdata()) == [0.0, 2.0] and list(line.get_ydata()) == [0.5, 0.7]

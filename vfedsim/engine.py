@@ -158,7 +158,8 @@ class _Progress:
         from tqdm.auto import tqdm
 
         self.task = scenario.learning.tasks[0]
-        self.bar = tqdm(total=scenario.strategy.rounds, desc=f"{scenario.name} rounds", unit="round",
+        rows = scenario.strategy.rounds * getattr(scenario.strategy, "cloud_every", 1)  # hierarchical: edge rounds
+        self.bar = tqdm(total=rows, desc=f"{scenario.name} rounds", unit="round",
                         dynamic_ncols=True, leave=True)
 
     def update_row(self, row: dict) -> None:

@@ -124,6 +124,9 @@ def _metric_figure(rounds: pd.DataFrame, tasks: Sequence[str], *, x: str, scale:
         raise VfedsimError(f"rounds.csv has no {x!r} column")
     fig = Figure(figsize=(7.5, 4.6), layout="constrained")
     ax = fig.add_subplot()
+    # rounds that were not evaluated (eval_every > 1, hierarchical edge rounds) have empty metric cells
+    evaluated = [f"{t}.accuracy" for t in tasks if f"{t}.accuracy" in rounds.columns]
+    rounds = rounds.dropna(subset=evaluated, how="all").reset_index(drop=True)
     xs = rounds[x].to_numpy(dtype=float) * scale
     first = (rounds["round"] == 0).to_numpy() if "round" in rounds.columns else np.arange(len(rounds)) == 0
     handles = []

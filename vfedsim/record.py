@@ -83,8 +83,9 @@ class Recorder:
                              cause or "", 0.0, 0.0))
 
     def round_row(self, *, round: int, sim_time_s: float, selected: int, arrived: int, dropped: int,
-                  metrics: dict[str, float], train_loss: float) -> None:
-        """One aggregation (row 0: the pretrained model before any round)."""
+                  metrics: dict[str, float], train_loss: float, extra: dict[str, float] | None = None) -> None:
+        """One aggregation (row 0: the pretrained model before any round). ``extra`` holds a strategy's
+        own columns (placed after ``train_loss``; give them in row 0 too, NaN if need be)."""
         up, down = self._round_bytes
         self._cum_up += up
         self._cum_down += down
@@ -92,6 +93,7 @@ class Recorder:
                "cum_bytes_up": self._cum_up, "cum_bytes_down": self._cum_down,
                "clients_selected": selected, "clients_arrived": arrived, "clients_dropped": dropped,
                "energy_j": self._energy, "train_loss": float(train_loss)}
+        row.update({k: float(v) for k, v in (extra or {}).items()})
         row.update({k: float(v) for k, v in sorted(metrics.items())})
         self._round_bytes = [0, 0]
         self._energy = 0.0

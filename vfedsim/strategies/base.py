@@ -1,31 +1,40 @@
-"""What every federated strategy is given, and the registry that names strategies.
+"""What every federated strategy is given, the client life they share, and the registry of strategies.
 
 A strategy is a plain SimPy generator (STYLE.md, 1): it selects, starts client processes, waits for
 transfers and compute timeouts, aggregates and evaluates. It reaches the radio network only through the
 injected `Network` (strategies/transfer.py), the model only through `Learning`, and reports only through
 the `Recorder` hooks. It holds no world math of its own.
+
+`ClientStrategy` is the part the strategies share: the read-only `WorldSnapshot` a selection policy
+sees, and one selected vehicle's life as a SimPy process: download, train (simulated time = FLOPs /
+device FLOP/s), wait for coverage, upload. What the vehicle trains from and what happens to its update
+when it arrives are the strategy's (`base_version`, `arrive`).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import simpy
 
+from ..learn.jobs import TrainJob
+from ..policies.selection import WorldSnapshot
 from ..registry import Registry
+from ..rng import int_seed
+from .transfer import FAIL_CAUSES
 
 if TYPE_CHECKING:  # back-references for type checkers only (imports flow one way)
-    import simpy
-
     from ..fleet import Fleet
     from ..policies import Aggregator, Selector
     from ..record import Recorder
     from ..scenario import Scenario
     from ..world.mobility import HighwayMobility
-    from .transfer import Network
+    from .transfer import Network, TransferResult
 
-__all__ = ["Learning", "RoundContext", "StrategyContext", "STRATEGIES"]
+__all__ = ["Learning", "RoundContext", "StrategyContext", "STRATEGIES", "ClientStrategy", "Dropped",
+           "ServerUpdate", "network_cause"]
 
 
 class Learning(Protocol):
@@ -34,6 +43,8 @@ class Learning(Protocol):
     ``version`` is the current global model version (0 = pretrained). ``run_jobs`` trains the given
     jobs, each from the global state of its ``base_version``; a job's result depends only on the job, so
     computing jobs lazily (only those whose update arrived) or eagerly gives identical results.
+    ``commit`` stores any state as the next version (hierarchical strategies commit edge models too);
+    ``release`` forgets a version no pending job needs.
     """
 
     version: int
@@ -49,12 +60,12 @@ class Learning(Protocol):
 
 @dataclass(frozen=True)
 class RoundContext:
-    """One synchronous round, as its client processes see it."""
+    """One round (async: one selection), as its client processes see it."""
 
-    round: int
-    start_s: float  # [s] simulated time the round started
+    round: int  # sync: the round; async: the aggregation in progress; hierarchical: the edge round
+    start_s: float  # [s] simulated time the round (selection) started
     deadline_at_s: float  # [s] absolute simulated time of the deadline
-    base_version: int  # global model version the clients download and train on
+    base_version: int  # global model version current when the round started
     download_bytes: int  # [B]
     upload_bytes: int  # [B]
 
@@ -63,7 +74,7 @@ class RoundContext:
 class StrategyContext:
     """Everything the engine wires into a strategy (frozen; the parts themselves hold their state)."""
 
-    env: "simpy.Environment"
+    env: simpy.Environment
     scenario: "Scenario"
     network: "Network"
     mobility: "HighwayMobility"
@@ -81,3 +92,182 @@ class StrategyContext:
 
 
 STRATEGIES: Registry[type] = Registry("strategy", "strategy.name")
+
+
+class Dropped(Exception):
+    """A client's work ended without a kept update; ``cause`` labels it (events.csv ``cause``)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+def network_cause(cause: str) -> str:
+    """The label to cancel a transfer with: a strategy's own drop causes (``over_commit``, ...) are not the
+    network's, which ends such transfers as ``cancelled``."""
+    return cause if cause in FAIL_CAUSES else "cancelled"
+
+
+@dataclass(frozen=True)
+class ServerUpdate:
+    """An update as an aggregator sees it when the server reweights or rebases it (async staleness
+    weights, hierarchical edge models): ``num_samples`` carries the weight (a float)."""
+
+    vehicle: int  # -1 for an edge model
+    num_samples: float
+    state: Mapping[str, Any]
+    train_loss: float
+    base_version: int
+
+
+class ClientStrategy:
+    """The machinery shared by strategies whose selected vehicles download, train and upload.
+
+    A subclass provides ``run()`` (the SimPy generator the engine starts) and may override the hooks:
+
+    * ``base_version(v, rc, down)`` -> the model version vehicle ``v`` trains from, once its download
+      ``down`` (a `TransferResult`) completed; default ``rc.base_version``;
+    * ``job_seed(v, rc)`` -> the training job's seed; default (seed, "train", v, round);
+    * ``arrive(v, result, up, rc, outcome)``: the update (an `Update`, or the pending `TrainJob` when lazy)
+      reached RSU ``up.rsu``; record ``arrived`` and keep it, or ``drop`` it;
+    * ``drop(v, cause)``: record the drop (override to count drops);
+    * ``client_done(v, rc, outcome)``: the vehicle's process ends (after ``arrive`` or a drop).
+    """
+
+    def __init__(self, ctx: StrategyContext) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.scenario.strategy
+        self.env = ctx.env
+        self.participation = np.zeros(ctx.fleet.n, dtype=np.int64)
+        self.last_loss = np.full(ctx.fleet.n, np.nan)
+
+    # ------------------------------------------------------------------------------------------- hooks
+    def base_version(self, v: int, rc: RoundContext, down: "TransferResult") -> int:
+        return rc.base_version
+
+    def job_seed(self, v: int, rc: RoundContext) -> int:
+        return int_seed(self.ctx.scenario.seed, "train", v, rc.round)
+
+    def arrive(self, v: int, result: Any, up: "TransferResult", rc: RoundContext, outcome: Any) -> None:
+        raise NotImplementedError
+
+    def drop(self, v: int, cause: str) -> None:
+        self.ctx.recorder.event("dropped", vehicle=v, cause=cause)
+
+    def client_done(self, v: int, rc: RoundContext, outcome: Any) -> None:
+        pass
+
+    # -------------------------------------------------------------------------------------- selection
+    def snapshot(self, rc: RoundContext, exclude: Sequence[int] = ()) -> WorldSnapshot:
+        """The read-only view the selection policy sees: candidates on the road and covered now, less
+        ``exclude`` (vehicles busy training)."""
+        ctx, now = self.ctx, self.env.now
+        state = ctx.mobility.state(now)
+        net = ctx.network
+        active = np.flatnonzero(state.active).astype(np.int64)
+        if len(exclude):
+            active = np.setdiff1d(active, np.asarray(exclude, dtype=np.int64))
+        rsu = net.serving_rsus(active)
+        ids, rsu = active[rsu >= 0], rsu[rsu >= 0]
+        speed = np.linalg.norm(state.velocity_mps[ids], axis=1)
+        return WorldSnapshot(
+            time_s=now, round=rc.round, deadline_s=rc.deadline_at_s - now,
+            download_bytes=rc.download_bytes, upload_bytes=rc.upload_bytes, vehicle_ids=ids,
+            position_m=state.position_m[ids], speed_mps=speed, serving_rsu=rsu,
+            rate_up_bps=net.link_rates_bps(ids, "up"), rate_down_bps=net.link_rates_bps(ids, "down"),
+            dwell_time_s=net.dwell_times_s(ids),
+            trip_remaining_s=ctx.mobility.trips.t_exit_s[ids] - now,
+            compute_time_s=np.asarray(ctx.compute_time_s(ids), dtype=np.float64) if ids.size else np.zeros(0),
+            device_class=tuple(ctx.fleet.device_name(int(v)) for v in ids),
+            participation_count=self.participation[ids].copy(),
+            last_loss=self.last_loss[ids].copy(),
+        )
+
+    def start_client(self, v: int, rc: RoundContext, outcome: Any) -> simpy.Process:
+        """Record the selection of ``v`` and start its process."""
+        self.participation[v] += 1
+        self.ctx.recorder.event("selected", vehicle=v, rsu=self.ctx.network.serving_rsu(v))
+        return self.env.process(self.client(v, rc, outcome))
+
+    # ------------------------------------------------------------------------------------------ client
+    def client(self, v: int, rc: RoundContext, outcome: Any) -> Generator[simpy.Event, Any, None]:
+        """One selected vehicle: download, compute, (wait for coverage), upload, then `arrive`.
+
+        Interrupting the process (cause: a drop label such as "deadline") ends it as a drop; a transfer in
+        flight is cancelled and the compute time spent so far is charged.
+        """
+        ctx, env, rec = self.ctx, self.env, self.ctx.recorder
+        computing_since: float | None = None
+        try:
+            down = yield from self.transfer(v, rc.download_bytes, "down")
+            base = self.base_version(v, rc, down)
+            seconds = float(ctx.compute_time_s(v))
+            trip_left = float(ctx.mobility.trips.t_exit_s[v]) - env.now
+            rec.event("compute_start", vehicle=v)
+            computing_since = env.now
+            if seconds > trip_left:
+                yield env.timeout(max(trip_left, 0.0))
+                computing_since = None
+                self.energy_compute(v, max(trip_left, 0.0), cause="trip_ended")
+                raise Dropped("trip_ended")
+            yield env.timeout(seconds)
+            computing_since = None
+            self.energy_compute(v, seconds, cause="")
+            job = TrainJob(vehicle=v, round=rc.round, base_version=base, indices=ctx.shards(v),
+                           seed=self.job_seed(v, rc))
+            result: Any = job if self.cfg.lazy else ctx.learner.run_jobs([job])[0]
+            wait = ctx.network.time_to_coverage_s(v)
+            if wait > 0:
+                if not np.isfinite(wait):
+                    raise Dropped("no_coverage")
+                rec.event("wait_coverage", vehicle=v, duration_s=wait)
+                yield env.timeout(wait)
+            up = yield from self.transfer(v, rc.upload_bytes, "up")
+            self.arrive(v, result, up, rc, outcome)
+        except Dropped as drop:
+            self.drop(v, drop.cause)
+        except simpy.Interrupt as stop:
+            cause = str(stop.cause)
+            if computing_since is not None:  # the interrupt cut the local training short
+                self.energy_compute(v, env.now - computing_since, cause=cause)
+            ctx.network.cancel(v, network_cause(cause))
+            self.drop(v, cause)
+        self.client_done(v, rc, outcome)
+
+    def transfer(self, v: int, nbytes: int, direction: str) -> Generator[simpy.Event, Any, "TransferResult"]:
+        """Move ``nbytes`` over the network and record it; returns the result, raises `Dropped` on failure."""
+        ctx, rec = self.ctx, self.ctx.recorder
+        kind = "download" if direction == "down" else "upload"
+        rec.event(f"{kind}_start", vehicle=v, rsu=ctx.network.serving_rsu(v), nbytes=nbytes)
+        event = ctx.network.transfer(v, nbytes, direction)
+        try:
+            res = yield event
+        except simpy.Interrupt as stop:
+            # end the transfer now and account for the bytes it did carry
+            ctx.network.cancel(v, network_cause(str(stop.cause)))
+            res = event.value if event.triggered else None
+            if res is not None:
+                self.record_transfer_end(kind, v, res, direction)
+            raise
+        self.record_transfer_end(kind, v, res, direction)
+        if not res.ok:
+            raise Dropped(res.cause or "failed")
+        return res
+
+    def record_transfer_end(self, kind: str, v: int, res: Any, direction: str) -> None:
+        seconds = res.end_s - res.start_s
+        energy = float(self.ctx.fleet.radio_power_w[v]) * seconds if direction == "up" else 0.0
+        self.ctx.recorder.event(f"{kind}_end", vehicle=v, rsu=res.rsu, nbytes=int(round(res.bytes_done)),
+                                cause=res.cause or "", duration_s=seconds, energy_j=energy,
+                                direction=direction)
+
+    def energy_compute(self, v: int, seconds: float, *, cause: str) -> None:
+        """Record the end of local training (``cause`` empty when it completed) and its energy [J]."""
+        energy = float(self.ctx.fleet.compute_power_w[v]) * seconds
+        self.ctx.recorder.event("compute_end", vehicle=v, duration_s=seconds, energy_j=energy, cause=cause)
+
+    def updates_for(self, results: Sequence[Any]) -> list[Any]:
+        """The updates of ``results``, computing now (in one batch) the jobs that lazy mode deferred."""
+        pending = [r for r in results if isinstance(r, TrainJob)]
+        computed = iter(self.ctx.learner.run_jobs(pending)) if pending else iter(())
+        return [next(computed) if isinstance(r, TrainJob) else r for r in results]

@@ -5,28 +5,46 @@ implements it over the world's mobility and radio models; `IdealNetwork` is the 
 constant-rate stand-in for tests, baselines and overhead benchmarks.
 
 How `FluidNetwork` moves bytes. Each RSU has one uplink and one downlink resource. The flows of one RSU and
-direction that currently have a usable link (rate > 0) time-share it equally, so each gets its own full-band
-link rate divided by their number: two equal transfers on one RSU take exactly twice as long as one. Rates
-are piecewise constant: they are re-evaluated whenever a flow starts, ends or hands over, and every
-``config.update_period_s`` while any vehicle with an active flow moves. Between evaluations one SimPy
-process sleeps until the earliest of: a flow completing at the current rates, the next update tick, a
-vehicle's exact exit from its RSU's coverage disc, a trip end and an outage timing out. Completion and
-failure times are therefore exact (not quantised to ticks) wherever rates are constant. When no flow is
-active, no process runs and nothing is scheduled: idle stretches cost nothing. (SimPy cannot unschedule a
-timeout, so a wake-up planned before a transfer was cancelled, or before an earlier one was needed, still
-passes once, as a no-op; while vehicles move it lies at most ``update_period_s`` ahead.)
+direction that currently have a usable link (rate > 0, not interrupted by a handover) time-share it
+equally, so each gets its own full-band link rate divided by their number: two equal transfers on one RSU
+take exactly twice as long as one. A flow's link rate is piecewise constant: it is evaluated when the flow
+starts, hands over or resumes after a handover interruption, and on a fixed grid of ticks every
+``config.update_period_s`` (t = k x period) while any vehicle with a flow moves or the channel varies in
+time (LOS state, fading). A flow's rate therefore never depends on when *other* flows start or end; only
+its share does. Between events nothing is computed: one SimPy timeout waits for the earliest of a flow
+completing at the current shares, the next tick, a vehicle's exact exit from its RSU's coverage disc, a
+trip end, an outage timing out and a handover interruption ending. Completion and failure times are exact
+(not quantised to ticks) wherever rates are constant. When no flow is active nothing is scheduled: idle
+stretches cost nothing. (SimPy cannot unschedule a timeout, so a wake-up planned before a transfer was
+cancelled, or before an earlier one was needed, still passes once, as a no-op.)
+
+Sharing is computed per resource in airtime units (processor sharing): a resource's virtual time V grows
+at 1/n per second with n live flows, and a flow that still needs A seconds of the full band completes when
+V has grown by A. A start or an end therefore touches only its own resource.
+
+Handover. A flow moves to another RSU when its vehicle leaves the serving RSU's coverage disc and another
+disc holds it (``handover_trigger: coverage-exit``, the default), and with ``handover_trigger: a3`` also at a
+tick where a covering RSU's received power (`vfedsim.world.radio.Radio.rsrp_dbm`: path loss and shadowing,
+no fading) has exceeded the serving one's by more than ``handover_hysteresis_db`` for at least
+``time_to_trigger_s`` (event A3 of 3GPP TS 36.331 §5.5.4.4; the condition is checked at ticks, so the
+time-to-trigger is rounded up to them). All flows of a vehicle hand over together. After a handover a flow
+carries nothing for ``handover_interruption_s``; ``handover: continue`` keeps its bytes, ``restart`` starts
+it again from zero at the new RSU (``bytes_done`` then counts the last attempt only), ``drop`` ends it.
+Idle vehicles (no flow) are associated with the nearest covering RSU (the strongest by median power).
 
 A flow ends in one of these ways: success; or ``ok=False`` with a cause from `FAIL_CAUSES`:
 
 * ``no_coverage``: requested while the vehicle had no serving RSU (or had not entered the road yet);
 * ``trip_ended``: the vehicle's trip ended (also when requested after it ended);
-* ``left_coverage``: it left its RSU's disc and, with ``handover: continue``, no other RSU covered it
-  (with ``handover: drop`` leaving the disc always ends the flow);
-* ``link_outage``: the instantaneous SNR stayed below ``min_snr_db`` for ``outage_timeout_s`` (outage is
-  detected at rate evaluations, so its start is quantised to them);
+* ``left_coverage``: it left its RSU's disc and no other RSU covered it (with ``handover: drop``, leaving
+  the disc always ends the flow);
+* ``handover_failed``: an A3 handover with ``handover: drop``;
+* ``link_outage``: the instantaneous SNR stayed below the profile's usable SNR for ``outage_timeout_s``
+  (outage is detected at rate evaluations, so its start is quantised to them);
 * ``deadline`` / ``cancelled`` (or any other label in `FAIL_CAUSES`): the strategy called `Network.cancel`.
 
-Simultaneous endings are resolved in the order completion, trip end, coverage exit, outage.
+Simultaneous endings are resolved in the order completion, trip end, coverage exit, outage; results of one
+instant are delivered in (vehicle, flow id) order.
 """
 from __future__ import annotations
 
@@ -42,7 +60,8 @@ from numpy.typing import ArrayLike
 
 __all__ = ["FAIL_CAUSES", "DIRECTIONS", "TransferResult", "Network", "FluidNetwork", "IdealNetwork"]
 
-FAIL_CAUSES = ("left_coverage", "trip_ended", "deadline", "link_outage", "no_coverage", "cancelled")
+FAIL_CAUSES = ("left_coverage", "trip_ended", "deadline", "link_outage", "no_coverage", "cancelled",
+               "handover_failed")
 DIRECTIONS = ("up", "down")
 
 
@@ -128,14 +147,21 @@ def _ids(vehicles: ArrayLike) -> np.ndarray:
     return np.asarray(vehicles, dtype=np.int64).reshape(-1)
 
 
-_FIELDS = {  # the flow table: one array per column, one row per active flow, in flow-id order
-    "fid": np.int64, "vehicle": np.int64, "rsu": np.int64, "up": np.bool_, "bandwidth_hz": np.float64,
-    "nbytes": np.float64, "done": np.float64, "start": np.float64, "handovers": np.int64,
-    "outage_since": np.float64,  # [s] when the current outage began (nan: none)
-    "share": np.float64,  # [bit/s] rate since the last evaluation (0 for flows added since)
-    "vx": np.float64, "vy": np.float64,  # [m/s] the velocity its t_exit was computed for
-    "t_complete": np.float64, "t_trip": np.float64, "t_exit": np.float64, "t_outage": np.float64,  # due [s]
+_COLUMNS = {  # the flow table: one array per column, one row per active flow (rows in no particular order)
+    "fid": (np.int64, 0), "vehicle": (np.int64, 0), "rsu": (np.int64, 0), "up": (np.bool_, False),
+    "grp": (np.int64, 0),  # the resource: rsu * 2 + up
+    "bandwidth_hz": (np.float64, 0.0), "nbytes": (np.float64, 0.0), "start": (np.float64, 0.0),
+    "handovers": (np.int64, 0),
+    "done": (np.float64, 0.0),  # [B] carried; for a live flow: when it (re)joined its resource
+    "rate": (np.float64, 0.0),  # [bit/s] full-band link rate since its last evaluation (0: outage, paused)
+    "fin": (np.float64, math.inf),  # live flow: its resource's virtual time at completion; inf otherwise
+    "outage_since": (np.float64, math.nan),  # [s] when the current outage began (nan: none)
+    "vx": (np.float64, 0.0), "vy": (np.float64, 0.0),  # [m/s] the velocity its t_exit was computed for
+    "t_trip": (np.float64, math.inf), "t_exit": (np.float64, math.inf), "t_outage": (np.float64, math.inf),
+    "t_resume": (np.float64, math.inf),  # [s] end of a handover interruption (inf: not interrupted)
 }
+_DUE = ("t_trip", "t_exit", "t_outage", "t_resume")
+_SLACK = 1e-12  # relative slack when deciding that a flow has completed at a wake-up
 
 
 class FluidNetwork:
@@ -143,8 +169,9 @@ class FluidNetwork:
 
     ``mobility`` provides ``trips``, ``positions_of``, ``active_of`` and ``travelled_m``
     (`vfedsim.world.mobility.MobilityModel`); shadowing is looked up at the distance travelled.
-    ``uplink_hz``/``downlink_hz`` [Hz] set each RSU resource's bandwidth for rates and outage (default: the
-    radio profile's); coverage discs stay the radio's. ``on_event`` is told of every handover.
+    ``config`` is a `vfedsim.scenario.NetworkConfig`. ``uplink_hz``/``downlink_hz`` [Hz] set each RSU
+    resource's bandwidth for rates and outage (default: the radio profile's); coverage discs stay the
+    radio's. ``on_event`` is told of every handover (one call per flow moved).
     """
 
     def __init__(self, env: simpy.Environment, *, mobility: Any, radio: Any, config: Any,
@@ -157,62 +184,68 @@ class FluidNetwork:
         self.on_event = on_event
         self.uplink_hz = float(uplink_hz if uplink_hz is not None else radio.profile.bandwidth_hz)
         self.downlink_hz = float(downlink_hz if downlink_hz is not None else radio.profile.downlink_hz)
-        self._f = {name: np.zeros(0, dtype=dt) for name, dt in _FIELDS.items()}
-        self._pending: list[dict[str, Any]] = []  # flows started since the table was last read
+        self._period = float(config.update_period_s)
+        self._time_varying = bool(getattr(radio, "time_varying", False))
+        self._a3 = config.handover_trigger == "a3"
+        self._n = 0
+        self._c = {name: np.full(16, default, dtype=dt) for name, (dt, default) in _COLUMNS.items()}
         self._events: dict[int, simpy.Event] = {}  # flow id -> the event its result goes to
         self._next_fid = 0
-        self._t_eval = 0.0  # when rates were last evaluated
-        self._due = math.inf  # the earliest due time found then
-        self._process: simpy.Process | None = None
-        self._wake: simpy.Event | None = None
-        self._timer: simpy.Event | None = None
+        groups = 2 * max(int(radio.n_rsus), 1)
+        self._g_n = np.zeros(groups, dtype=np.int64)  # live flows per resource
+        self._g_v = np.zeros(groups)  # [s] virtual (per-flow airtime) time at _g_t
+        self._g_t = np.zeros(groups)  # [s] when _g_v was last brought up to date
+        self._g_next = np.full(groups, math.inf)  # [s] the resource's next completion
+        self._vehicles: dict[int, list] = {}  # vehicle in flight -> [rsu, flows, interrupted until]
+        self._a3_state: dict[int, tuple[int, float]] = {}  # vehicle -> (A3 target, since when it holds)
+        self._tick_at = math.inf
         self._timer_at = math.inf
+        self._timer_token = 0
 
     @property
     def active_transfers(self) -> int:
-        return int(self._flows()["fid"].shape[0])
-
-    def _flows(self) -> dict[str, np.ndarray]:
-        """The flow table, with the flows started since it was last read appended (in flow-id order)."""
-        if self._pending:
-            rows, self._pending = self._pending, []
-            self._f = {name: np.concatenate([col, np.array([r.get(name, math.inf if name[:2] == "t_" else 0)
-                                                            for r in rows], dtype=col.dtype)])
-                       for name, col in self._f.items()}
-        return self._f
+        return self._n
 
     # ------------------------------------------------------------------------------- Network interface
     def transfer(self, vehicle: int, nbytes: int, direction: str) -> simpy.Event:
         nbytes = _check_request(nbytes, direction)
         vehicle, now = int(vehicle), self.env.now
         event = self.env.event()
-        if now >= self.mobility.trips.t_exit_s[vehicle]:
+        t_trip = float(self.mobility.trips.t_exit_s[vehicle])
+        if now >= t_trip:
             return event.succeed(self._result(False, "trip_ended", vehicle, direction, nbytes, 0.0, now, -1, 0))
-        rsu = self.serving_rsu(vehicle)
+        state = self._vehicles.get(vehicle)
+        rsu = state[0] if state is not None else self._idle_serving(vehicle, now)
         if rsu < 0:
             return event.succeed(self._result(False, "no_coverage", vehicle, direction, nbytes, 0.0, now, -1, 0))
         if nbytes == 0:
             return event.succeed(self._result(True, None, vehicle, direction, 0, 0.0, now, rsu, 0))
         up = direction == "up"
-        row = {"fid": self._next_fid, "vehicle": vehicle, "rsu": rsu, "up": up, "nbytes": nbytes, "start": now,
-               "bandwidth_hz": self.uplink_hz if up else self.downlink_hz, "outage_since": math.nan,
-               "t_exit": math.nan, "t_trip": self.mobility.trips.t_exit_s[vehicle]}
-        self._pending.append(row)
-        self._events[self._next_fid] = event
+        fid = self._next_fid
         self._next_fid += 1
-        self._poke()
+        self._events[fid] = event
+        if state is None:
+            state = self._vehicles[vehicle] = [rsu, 0, math.inf]
+        state[1] += 1
+        row = self._append(fid=fid, vehicle=vehicle, rsu=rsu, up=up, grp=2 * rsu + up, nbytes=nbytes,
+                           bandwidth_hz=self.uplink_hz if up else self.downlink_hz, start=now, t_trip=t_trip)
+        rows = np.array([row])
+        if state[2] < math.inf:  # the vehicle is in a handover interruption: so is its new flow
+            self._c["t_resume"][row] = state[2]
+        else:
+            self._link_update(rows, now)
+        moving = self._exit_times(rows, now)
+        if self._tick_at == math.inf and (moving or self._time_varying):
+            self._tick_at = self._next_tick(now)
+        self._reschedule()
         return event
 
     def cancel(self, vehicle: int, cause: str) -> None:
         _check_cause(cause)
-        f = self._flows()
-        rows = np.flatnonzero(f["vehicle"] == int(vehicle))
-        if not rows.size:
-            return
-        carried = f["share"][rows] * (self.env.now - self._t_eval) / 8.0
-        f["done"][rows] = np.minimum(f["done"][rows] + carried, f["nbytes"][rows])
-        self._finish(rows, np.full(rows.shape, cause, dtype=object))
-        self._poke()
+        rows = np.flatnonzero(self._c["vehicle"][:self._n] == int(vehicle))
+        if rows.size:
+            self._finish(rows, np.full(rows.shape, cause, dtype=object), self.env.now)
+            self._reschedule()
 
     def serving_rsu(self, vehicle: int) -> int:
         return int(self.serving_rsus([vehicle])[0])
@@ -227,16 +260,24 @@ class FluidNetwork:
         return float(self.link_rates_bps([vehicle], direction)[0])
 
     # ----------------------------------------------------------------------------- batched queries
+    def _idle_serving(self, vehicle: int, t: float) -> int:
+        ids = np.array([vehicle])
+        if not self.mobility.active_of(ids, t)[0]:
+            return -1
+        pos, _ = self.mobility.positions_of(ids, t)
+        return int(self.radio.serving(pos)[0])
+
     def _links(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions, velocities and serving RSUs (-1: none) of ``ids`` now."""
         now, mob = self.env.now, self.mobility
         pos, vel = mob.positions_of(ids, now)
         rsu = np.where(mob.active_of(ids, now), self.radio.serving(pos), -1)
-        f = self._flows()
-        if f["vehicle"].size:  # a vehicle in flight is served by its (first) flow's RSU
-            flying, first = np.unique(f["vehicle"], return_index=True)
-            j = np.minimum(np.searchsorted(flying, ids), flying.size - 1)
-            rsu = np.where(flying[j] == ids, f["rsu"][first[j]], rsu)
+        if self._vehicles:  # a vehicle in flight is served by its flows' RSU
+            get = self._vehicles.get
+            for k, v in enumerate(ids.tolist()):
+                state = get(v)
+                if state is not None:
+                    rsu[k] = state[0]
         return pos, vel, rsu
 
     def serving_rsus(self, vehicles: ArrayLike) -> np.ndarray:
@@ -249,7 +290,10 @@ class FluidNetwork:
         now, trips = self.env.now, self.mobility.trips
         t_enter, t_exit = trips.t_enter_s[ids], trips.t_exit_s[ids]
         pos, vel, rsu = self._links(ids)
-        wait = np.where(rsu >= 0, 0.0, self.radio.time_to_coverage_s(pos, vel))
+        wait = np.zeros(ids.shape)
+        out = rsu < 0
+        if out.any():
+            wait[out] = self.radio.time_to_coverage_s(pos[out], vel[out])
         for i in np.flatnonzero(now < t_enter):  # not on the road yet: from where and when it enters
             p, v = self.mobility.positions_of(ids[i:i + 1], t_enter[i])
             wait[i] = t_enter[i] - now + float(self.radio.time_to_coverage_s(p, v)[0])
@@ -268,116 +312,335 @@ class FluidNetwork:
         ids = _ids(vehicles)
         pos, _, rsu = self._links(ids)
         up = direction == "up"
+        extra = {"time_s": self.env.now} if self._time_varying else {}
         return self.radio.rate_bps(ids, pos, rsu, self.mobility.travelled_m(ids, self.env.now), uplink=up,
-                                   bandwidth_hz=self.uplink_hz if up else self.downlink_hz)
+                                   bandwidth_hz=self.uplink_hz if up else self.downlink_hz, **extra)
 
-    # ------------------------------------------------------------------------------------ the process
-    def _poke(self) -> None:
-        """Re-plan now: start the process if none runs, else wake it."""
-        if self._process is None:
-            if self._pending or self._f["fid"].size:
-                self._process = self.env.process(self._run())
-        elif self._wake is not None and not self._wake.triggered:
-            self._wake.succeed()
+    # ----------------------------------------------------------------------------------- flow table
+    def _append(self, **values: Any) -> int:
+        n = self._n
+        if n == self._c["fid"].shape[0]:
+            self._c = {name: np.concatenate([col, np.full_like(col, _COLUMNS[name][1])])
+                       for name, col in self._c.items()}
+        for name, col in self._c.items():
+            col[n] = values.get(name, _COLUMNS[name][1])
+        self._n = n + 1
+        return n
 
-    def _run(self):  # the one SimPy process; runs only while flows are active
-        env = self.env
-        self._t_eval = env.now
-        while self._flows()["fid"].size:
-            t_next = self._evaluate(env.now)
-            self._wake = env.event()
-            timer = self._timer_for(t_next)
-            yield self._wake if timer is None else env.any_of([timer, self._wake])
-            fire_at = env.now
-            if timer is not None and timer.processed:
-                fire_at = max(fire_at, self._timer_at)
-            self._advance(env.now)
-            if fire_at >= self._due:
-                self._fire(fire_at)
-        self._process = self._wake = None
+    def _remove(self, rows: np.ndarray) -> None:
+        """Drop flow ``rows`` (the last rows move into the freed ones)."""
+        n = self._n
+        keep = np.ones(n, dtype=bool)
+        keep[rows] = False
+        if rows.size <= 2:
+            for r in sorted(rows.tolist(), reverse=True):
+                n -= 1
+                if r != n:
+                    for col in self._c.values():
+                        col[r] = col[n]
+        else:
+            k = int(keep.sum())
+            for col in self._c.values():
+                col[:k] = col[:n][keep]
+            n = k
+        self._n = n
 
-    def _timer_for(self, t_next: float) -> simpy.Event | None:
-        """A timeout at ``t_next``; an earlier pending one is reused (an early wake-up only re-plans)."""
-        if not math.isfinite(t_next):
-            return None
-        if self._timer is not None and not self._timer.processed and self._timer_at <= t_next:
-            return self._timer
-        self._timer = self.env.timeout(max(t_next - self.env.now, 0.0))
-        self._timer_at = t_next
-        return self._timer
+    # ------------------------------------------------------------------------------ shared resources
+    def _advance(self, g: int, t: float) -> None:
+        n = self._g_n[g]
+        if n:
+            self._g_v[g] += (t - self._g_t[g]) / n
+        self._g_t[g] = t
 
-    def _advance(self, now: float) -> None:
-        f = self._flows()
-        f["done"] = np.minimum(f["done"] + f["share"] * (now - self._t_eval) / 8.0, f["nbytes"])
-        self._t_eval = now
+    def _group_next(self, g: int) -> None:
+        n = int(self._g_n[g])
+        if n == 0:
+            self._g_next[g] = math.inf
+            return
+        c, k = self._c, self._n
+        first = float(c["fin"][:k][c["grp"][:k] == g].min())
+        self._g_next[g] = self._g_t[g] + (first - self._g_v[g]) * n
 
-    def _evaluate(self, t: float) -> float:
-        """Rates and due times of every flow at ``t``; returns when the process must next wake."""
-        f, radio, mob = self._flows(), self.radio, self.mobility
-        v, rsu, up = f["vehicle"], f["rsu"], f["up"]
+    def _leave(self, i: int, t: float) -> None:
+        """Take live flow row ``i`` off its resource at ``t``, keeping the bytes it carried."""
+        c = self._c
+        g = int(c["grp"][i])
+        self._advance(g, t)
+        remaining = (c["fin"][i] - self._g_v[g]) * c["rate"][i] / 8.0
+        c["done"][i] = min(max(c["nbytes"][i] - remaining, c["done"][i]), c["nbytes"][i])
+        c["fin"][i] = math.inf
+        self._g_n[g] -= 1
+
+    def _set_rate(self, i: int, rate: float, t: float) -> None:
+        """Give flow row ``i`` a new link rate at ``t`` (leaving and re-joining its resource)."""
+        c = self._c
+        if c["fin"][i] < math.inf:
+            self._leave(i, t)
+        c["rate"][i] = rate
+        if rate > 0.0:
+            g = int(c["grp"][i])
+            self._advance(g, t)
+            c["fin"][i] = self._g_v[g] + 8.0 * (c["nbytes"][i] - c["done"][i]) / rate
+            self._g_n[g] += 1
+            c["outage_since"][i], c["t_outage"][i] = math.nan, math.inf
+        else:
+            if math.isnan(c["outage_since"][i]):
+                c["outage_since"][i] = t
+            c["t_outage"][i] = c["outage_since"][i] + self.config.outage_timeout_s
+
+    def _bytes_now(self, t: float) -> np.ndarray:
+        """(n,) bytes carried by every flow at ``t``."""
+        c, n = self._c, self._n
+        fin, grp = c["fin"][:n], c["grp"][:n]
+        live = fin < math.inf
+        v_now = self._g_v + (t - self._g_t) / np.maximum(self._g_n, 1)
+        carried = c["nbytes"][:n] - (np.where(live, fin, 0.0) - v_now[grp]) * c["rate"][:n] / 8.0
+        return np.where(live, np.clip(carried, c["done"][:n], c["nbytes"][:n]), c["done"][:n])
+
+    # ------------------------------------------------------------------------------------- link rates
+    def _rates(self, rows: np.ndarray | slice, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Full-band link rates [bit/s] of flow ``rows`` at ``t``, and their vehicles' velocities."""
+        c, mob = self._c, self.mobility
+        v = c["vehicle"][rows]
         pos, vel = mob.positions_of(v, t)
-        rate = radio.rate_bps(v, pos, rsu, mob.travelled_m(v, t), uplink=up, bandwidth_hz=f["bandwidth_hz"])
-        live = rate > 0.0
-        group = rsu * 2 + up  # one resource per RSU and direction, time-shared by its live flows
-        sharers = np.bincount(group, weights=live)[group]
-        share = np.where(live, rate / np.maximum(sharers, 1.0), 0.0)
-        f["share"] = share
-        since = np.where(live, math.nan, np.where(np.isnan(f["outage_since"]), t, f["outage_since"]))
-        f["outage_since"] = since
-        f["t_outage"] = np.where(live, math.inf, since + self.config.outage_timeout_s)
-        f["t_complete"] = np.where(live, t + (f["nbytes"] - f["done"]) * 8.0 / np.where(live, share, 1.0),
-                                   math.inf)
-        # the exit time is exact and stays valid while the velocity and the RSU do not change
-        vx, vy = vel[:, 0], vel[:, 1]
-        stale = np.isnan(f["t_exit"]) | (vx != f["vx"]) | (vy != f["vy"])
-        if stale.any():
-            f["t_exit"][stale] = t + radio.time_to_exit_s(pos[stale], vel[stale], rsu[stale])
-            f["vx"][stale], f["vy"][stale] = vx[stale], vy[stale]
-        self._due = float(min(f["t_complete"].min(), f["t_trip"].min(), f["t_exit"].min(), f["t_outage"].min()))
-        moving = bool(vx.any() or vy.any())
-        return min(self._due, t + self.config.update_period_s) if moving else self._due
+        extra = {"time_s": t} if self._time_varying else {}
+        rate = self.radio.rate_bps(v, pos, c["rsu"][rows], mob.travelled_m(v, t), uplink=c["up"][rows],
+                                   bandwidth_hz=c["bandwidth_hz"][rows], **extra)
+        return rate, vel
 
+    def _link_update(self, rows: np.ndarray, t: float) -> None:
+        """Evaluate flow ``rows``' rates at ``t`` and update their resources."""
+        rate, _ = self._rates(rows, t)
+        groups = set()
+        for i, r in zip(rows.tolist(), rate.tolist()):
+            self._set_rate(i, r, t)
+            groups.add(int(self._c["grp"][i]))
+        for g in groups:
+            self._group_next(g)
+
+    def _exit_times(self, rows: np.ndarray, t: float) -> bool:
+        """Exact coverage-exit times of flow ``rows`` from ``t``; whether any of their vehicles moves."""
+        c = self._c
+        pos, vel = self.mobility.positions_of(c["vehicle"][rows], t)
+        c["t_exit"][rows] = t + self.radio.time_to_exit_s(pos, vel, c["rsu"][rows])
+        c["vx"][rows], c["vy"][rows] = vel[:, 0], vel[:, 1]
+        return bool(vel.any())
+
+    def _next_tick(self, t: float) -> float:
+        at = (math.floor(t / self._period) + 1) * self._period
+        return at if at > t else at + self._period
+
+    # ------------------------------------------------------------------------------------ scheduling
+    def _reschedule(self) -> None:
+        """Plan one wake-up at the earliest due time (a later pending one is superseded)."""
+        n = self._n
+        if n == 0:
+            self._tick_at = math.inf
+            return
+        c = self._c
+        due = min(float(self._g_next.min()), self._tick_at, *(float(c[name][:n].min()) for name in _DUE))
+        if due < self._timer_at:
+            self._timer_token += 1
+            self._timer_at = due
+            timer = self.env.timeout(max(due - self.env.now, 0.0))
+            timer.callbacks.append(partial(self._wake, self._timer_token))
+
+    def _wake(self, token: int, _: simpy.Event) -> None:
+        if token != self._timer_token:
+            return  # superseded by an earlier wake-up
+        t = max(self.env.now, self._timer_at)
+        self._timer_at = math.inf
+        self._fire(t)
+        if self._n and t >= self._tick_at:
+            self._tick(t)
+        self._reschedule()
+
+    # ----------------------------------------------------------------------------------------- events
     def _fire(self, t: float) -> None:
-        """End or hand over every flow whose event is due at ``t``, in (vehicle, flow id) order."""
-        f = self._f
-        complete = f["t_complete"] <= t
-        trip = ~complete & (f["t_trip"] <= t)
-        exits = ~complete & ~trip & (f["t_exit"] <= t)  # (nan: not computed yet, never due)
-        outage = ~complete & ~trip & ~exits & (f["t_outage"] <= t)
-        causes = np.full(complete.shape, "", dtype=object)
+        """End, hand over or resume every flow whose event is due at ``t``."""
+        n, c = self._n, self._c
+        if n == 0:
+            return
+        grp, fin = c["grp"][:n], c["fin"][:n]
+        complete = np.zeros(n, dtype=bool)
+        due_groups = np.flatnonzero(self._g_next <= t)
+        if due_groups.size:
+            v_now = self._g_v + (t - self._g_t) / np.maximum(self._g_n, 1)
+            complete = (self._g_next[grp] <= t) & (fin <= v_now[grp] * (1.0 + _SLACK) + _SLACK)
+            for g in due_groups.tolist():  # the first flow of a due resource completes whatever the rounding
+                members = np.flatnonzero(grp == g)
+                if members.size and not complete[members].any():
+                    complete[members[np.argmin(fin[members])]] = True
+        trip = ~complete & (c["t_trip"][:n] <= t)
+        exits = ~complete & ~trip & (c["t_exit"][:n] <= t)
+        outage = ~complete & ~trip & ~exits & (c["t_outage"][:n] <= t)
+        resume = ~complete & ~trip & ~exits & ~outage & (c["t_resume"][:n] <= t)
+        causes = np.full(n, "", dtype=object)
         causes[trip], causes[outage], causes[exits] = "trip_ended", "link_outage", "left_coverage"
-        if exits.any() and self.config.handover == "continue":
-            now = self.env.now
-            idx = np.flatnonzero(exits)
-            idx = idx[np.lexsort((f["fid"][idx], f["vehicle"][idx]))]
-            pos, vel = self.mobility.positions_of(f["vehicle"][idx], now)
-            target = self.radio.handover_target(pos, vel, f["rsu"][idx])
-            for i, new in zip(idx[target >= 0], target[target >= 0]):
-                f["rsu"][i], f["outage_since"][i], f["t_exit"][i] = new, math.nan, math.nan  # nan: recompute
-                f["handovers"][i] += 1
-                causes[i] = ""
-                if self.on_event is not None:
-                    self.on_event("handover", time_s=now, vehicle=int(f["vehicle"][i]), rsu=int(new),
-                                  nbytes=int(f["nbytes"][i]))
-        f["done"][complete] = f["nbytes"][complete]
         causes[complete] = None
-        ending = np.flatnonzero(complete | (causes != ""))
+        if exits.any() and self.config.handover != "drop":
+            idx = np.flatnonzero(exits)
+            vehicles = np.unique(c["vehicle"][idx])
+            pos, vel = self.mobility.positions_of(vehicles, t)
+            state_rsu = np.array([self._vehicles[int(v)][0] for v in vehicles.tolist()])
+            target = self.radio.handover_target(pos, vel, state_rsu)
+            for v, new in zip(vehicles.tolist(), target.tolist()):
+                if new >= 0:
+                    rows = idx[c["vehicle"][idx] == v]
+                    causes[rows] = ""
+                    self._handover(v, new, t)
+        if resume.any():
+            rows = np.flatnonzero(resume)
+            c["t_resume"][rows] = math.inf
+            for v in np.unique(c["vehicle"][rows]).tolist():
+                self._vehicles[v][2] = math.inf
+            self._link_update(rows, t)
+        ending = np.flatnonzero(causes != "")
         if ending.size:
-            self._finish(ending, causes[ending])
+            self._finish(ending, causes[ending], t)
 
-    def _finish(self, rows: np.ndarray, causes: np.ndarray) -> None:
+    def _handover(self, vehicle: int, new_rsu: int, t: float) -> None:
+        """Move every flow of ``vehicle`` to ``new_rsu`` at ``t`` (modes continue and restart)."""
+        c, n = self._c, self._n
+        rows = np.flatnonzero(c["vehicle"][:n] == vehicle)
+        rows = rows[np.argsort(c["fid"][rows])]
+        groups = set()
+        for i in rows.tolist():
+            if c["fin"][i] < math.inf:
+                groups.add(int(c["grp"][i]))
+                self._leave(i, t)
+            if self.config.handover == "restart":
+                c["done"][i] = 0.0
+            c["rsu"][i], c["grp"][i] = new_rsu, 2 * new_rsu + int(c["up"][i])
+            c["handovers"][i] += 1
+            c["rate"][i], c["outage_since"][i], c["t_outage"][i] = 0.0, math.nan, math.inf
+            if self.on_event is not None:
+                self.on_event("handover", time_s=t, vehicle=vehicle, rsu=new_rsu, nbytes=int(c["nbytes"][i]))
+        for g in groups:
+            self._group_next(g)
+        state = self._vehicles[vehicle]
+        state[0] = new_rsu
+        pause = self.config.handover_interruption_s
+        if pause > 0.0:
+            state[2] = t + pause
+            c["t_resume"][rows] = t + pause
+        else:
+            self._link_update(rows, t)
+        self._exit_times(rows, t)
+
+    def _finish(self, rows: np.ndarray, causes: np.ndarray, t: float) -> None:
         """Trigger the result events of flow ``rows`` (ok where the cause is None) in (vehicle, flow id)
         order, and drop them."""
-        f, now = self._f, self.env.now
-        order = np.lexsort((f["fid"][rows], f["vehicle"][rows]))
-        for i, cause in zip(rows[order].tolist(), causes[order].tolist()):
-            event = self._events.pop(int(f["fid"][i]))
-            event.succeed(self._result(cause is None, cause, int(f["vehicle"][i]), "up" if f["up"][i] else "down",
-                                       int(f["nbytes"][i]), float(f["done"][i]), float(f["start"][i]),
-                                       int(f["rsu"][i]), int(f["handovers"][i]), end_s=now))
-        keep = np.ones(f["fid"].shape, dtype=bool)
-        keep[rows] = False
-        self._f = {name: col[keep] for name, col in f.items()}
+        c = self._c
+        order = np.lexsort((c["fid"][rows], c["vehicle"][rows]))
+        rows, causes = rows[order], causes[order]
+        groups = set()
+        for i, cause in zip(rows.tolist(), causes.tolist()):
+            if c["fin"][i] < math.inf:
+                groups.add(int(c["grp"][i]))
+                self._leave(i, t)
+            if cause is None:
+                c["done"][i] = c["nbytes"][i]
+            vehicle = int(c["vehicle"][i])
+            event = self._events.pop(int(c["fid"][i]))
+            event.succeed(self._result(cause is None, cause, vehicle, "up" if c["up"][i] else "down",
+                                       int(c["nbytes"][i]), float(c["done"][i]), float(c["start"][i]),
+                                       int(c["rsu"][i]), int(c["handovers"][i]), end_s=t))
+            state = self._vehicles[vehicle]
+            state[1] -= 1
+            if state[1] == 0:
+                del self._vehicles[vehicle]
+                self._a3_state.pop(vehicle, None)
+        self._remove(rows)
+        for g in groups:
+            self._group_next(g)
+
+    # ---------------------------------------------------------------------------------------- ticks
+    def _tick(self, t: float) -> None:
+        """Re-evaluate every flow's link at tick ``t`` (A3 handovers first) and rebuild the resources."""
+        if self._a3:
+            self._a3_step(t)
+        n, c = self._n, self._c
+        if n == 0:
+            self._tick_at = math.inf
+            return
+        done = self._bytes_now(t)
+        c["done"][:n] = done
+        paused = c["t_resume"][:n] < math.inf
+        if paused.any():
+            rate = np.zeros(n)
+            rows = np.flatnonzero(~paused)
+            rate[rows], vel_rows = self._rates(rows, t)
+            vel = np.zeros((n, 2))
+            vel[rows] = vel_rows
+        else:
+            rate, vel = self._rates(slice(0, n), t)
+        c["rate"][:n] = rate
+        live = rate > 0.0
+        grp = c["grp"][:n]
+        since = c["outage_since"][:n]
+        quiet = live | paused
+        since = np.where(quiet, math.nan, np.where(np.isnan(since), t, since))
+        c["outage_since"][:n] = since
+        c["t_outage"][:n] = np.where(quiet, math.inf, since + self.config.outage_timeout_s)
+        fin = np.where(live, 8.0 * (c["nbytes"][:n] - done) / np.where(live, rate, 1.0), math.inf)
+        c["fin"][:n] = fin
+        self._g_n[:] = np.bincount(grp[live], minlength=self._g_n.size)
+        self._g_v[:] = 0.0
+        self._g_t[:] = t
+        first = np.full(self._g_n.size, math.inf)
+        np.minimum.at(first, grp[live], fin[live])
+        busy = self._g_n > 0
+        self._g_next[:] = np.where(busy, t + np.where(busy, first, 0.0) * self._g_n, math.inf)
+        # the exit time is exact and stays valid while the velocity and the RSU do not change
+        stale = ~paused & ((vel[:, 0] != c["vx"][:n]) | (vel[:, 1] != c["vy"][:n]))
+        if stale.any():
+            self._exit_times(np.flatnonzero(stale), t)
+        moving = bool(vel.any())
+        self._tick_at = self._next_tick(t) if (moving or self._time_varying) else math.inf
+
+    def _a3_step(self, t: float) -> None:
+        """A3 handovers due at tick ``t`` (see the module docstring)."""
+        n, c = self._n, self._c
+        rows = np.flatnonzero(c["t_resume"][:n] == math.inf)
+        if rows.size == 0:
+            self._a3_state = {}
+            return
+        vehicles, first = np.unique(c["vehicle"][rows], return_index=True)
+        serving = c["rsu"][rows[first]]
+        pos, _ = self.mobility.positions_of(vehicles, t)
+        cover = self.radio.covering(pos)
+        cover[np.arange(vehicles.size), serving] = False
+        vi, cand = np.nonzero(cover)
+        state: dict[int, tuple[int, float]] = {}
+        moves: list[tuple[int, int]] = []
+        if vi.size:
+            extra = {"time_s": t} if self._time_varying else {}
+            travelled = self.mobility.travelled_m(vehicles, t)
+            rx_serving = self.radio.rsrp_dbm(vehicles, pos, serving, travelled, **extra)
+            rx = self.radio.rsrp_dbm(vehicles[vi], pos[vi], cand, travelled[vi], **extra)
+            order = np.lexsort((cand, -rx, vi))  # per vehicle: strongest candidate first (lowest id on a tie)
+            vi, cand, rx = vi[order], cand[order], rx[order]
+            head = np.ones(vi.size, dtype=bool)
+            head[1:] = vi[1:] != vi[:-1]
+            hyst, ttt = self.config.handover_hysteresis_db, self.config.time_to_trigger_s
+            for k, target, power in zip(vi[head].tolist(), cand[head].tolist(), rx[head].tolist()):
+                if not power > rx_serving[k] + hyst:
+                    continue
+                vehicle = int(vehicles[k])
+                held = self._a3_state.get(vehicle)
+                since = held[1] if held is not None and held[0] == target else t
+                if t - since >= ttt - 1e-9:
+                    moves.append((vehicle, target))
+                else:
+                    state[vehicle] = (target, since)
+        self._a3_state = state
+        for vehicle, target in moves:
+            if self.config.handover == "drop":
+                mine = np.flatnonzero(c["vehicle"][:self._n] == vehicle)
+                self._finish(mine, np.full(mine.shape, "handover_failed", dtype=object), t)
+            else:
+                self._handover(vehicle, target, t)
 
     def _result(self, ok: bool, cause: str | None, vehicle: int, direction: str, nbytes: int, done: float,
                 start: float, rsu: int, handovers: int, *, end_s: float | None = None) -> TransferResult:
