@@ -300,6 +300,29 @@ def test_the_shipped_experiment_is_valid(tmp_path: Path) -> None:
     assert len(plan_runs(exp, out_dir=tmp_path)) == len(exp.grid[BW]) * 2 * 2
 
 
+def test_the_shipped_strategies_experiment_is_valid(tmp_path: Path) -> None:
+    exp = load_experiment(REPO / "experiments" / "strategies.yaml")
+    assert exp.base == (REPO / "scenarios" / "quickstart.yaml").resolve()
+    assert exp.grid == {"strategy.name": ("sync", "async", "hierarchical")} and exp.seeds == (0, 1)
+    tasks = plan_runs(exp, out_dir=tmp_path)
+    assert len(tasks) == 6
+    for task in tasks:  # the same simulated time for all; the clock, not the round budget, ends them
+        assert task.scenario.duration_s == 240 and task.scenario.strategy.rounds >= 100
+        flops = sorted(d.flops_per_s for d in task.scenario.fleet.device_classes)
+        assert flops[-1] / flops[0] >= 20 and task.scenario.output.plots is False
+
+
+def test_the_shipped_selection_experiment_covers_every_policy(tmp_path: Path) -> None:
+    from vfedsim.policies import SELECTORS
+
+    exp = load_experiment(REPO / "experiments" / "selection_policies.yaml")
+    built_in = [n for n in SELECTORS.names() if SELECTORS.get(n).__module__.startswith("vfedsim.")]  # no plugins
+    assert sorted(exp.grid[SEL]) == sorted(built_in) and list(exp.grid) == [SEL]
+    assert len(exp.seeds) == 3
+    tasks = plan_runs(exp, out_dir=tmp_path)
+    assert len(tasks) == 3 * len(SELECTORS.names()) and all(t.scenario.strategy.rounds == 8 for t in tasks)
+
+
 @pytest.mark.slow
 def test_real_two_point_sweep_does_not_depend_on_jobs(tmp_path: Path) -> None:
     """End to end with the real engine: two points in two processes equal the same points run in-process."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import re
 import sys
@@ -124,16 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
                 "Redraw figures from a finished directory's tables (no simulation):\n"
                 "  run directory (has rounds.csv):    plots/accuracy_vs_time.png, accuracy_vs_uplink_bytes.png\n"
                 "  sweep directory (has results.csv): plots/<metric>_vs_<x>.png, one subplot per task,\n"
-                "                                     mean over seeds with a min-max band")
+                "                                     mean over seeds with a min-max band:\n"
+                "    --x GRID_KEY    final metric against the key's values (default: bandwidth)\n"
+                "    --x sim_time_s  metric curves against simulated time (accuracy_vs_time.png);\n"
+                "                    also cum_bytes_up (_vs_uplink_bytes.png), cum_bytes_down, round\n"
+                "    --table         no figure: print and write summary.csv (per --hue value: final\n"
+                "                    accuracy and macro-F1, time to --target, MB up, drops by cause,\n"
+                "                    Jain fairness, clients arrived/selected) and summary_runs.csv")
     p.add_argument("directory", metavar="DIR", type=Path, help="a run directory or a sweep directory")
     p.add_argument("--x", metavar="KEY",
-                   help="sweeps: grid key on the x axis (default world.channel.bandwidth_hz, "
-                        "else the first grid key)")
+                   help="sweeps: a grid key on the x axis (default world.channel.bandwidth_hz, else the first "
+                        "grid key), or a rounds.csv column for curves: sim_time_s, cum_bytes_up, "
+                        "cum_bytes_down, round")
     p.add_argument("--hue", metavar="KEY",
-                   help="sweeps: grid key with one line per value (default strategy.selection.name if "
-                        "it is in the grid)")
+                   help="sweeps: grid key with one line (table: one row) per value (default "
+                        "strategy.selection.name if it is in the grid)")
     p.add_argument("--metric", default="accuracy", choices=("accuracy", "macro_f1", "balanced_accuracy", "loss"),
-                   help="sweeps: which final metric to plot (default accuracy)")
+                   help="sweeps: which metric to plot (default accuracy)")
+    p.add_argument("--table", action="store_true",
+                   help="sweeps: print and write summary.csv instead of drawing")
+    p.add_argument("--target", metavar="ACC",
+                   help="with --table: mean accuracy to reach, absolute (0.8) or above each run's pretrained "
+                        "model (+0.05; default +0.03)")
     p.set_defaults(handler=cmd_plot)
 
     p = command("pretrain", "build the data set and pretrained model a scenario needs",
@@ -415,8 +428,40 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     if not args.directory.is_dir():
         raise ScenarioError("DIR", f"not a directory: {str(args.directory)!r}")
+    if args.table:
+        return _plot_table(args)
+    if args.target is not None:
+        raise ScenarioError("--target", "applies with --table only")
     for path in plot_directory(args.directory, x=args.x, hue=args.hue, metric=args.metric):
         print(path)
+    return 0
+
+
+def _plot_table(args: argparse.Namespace) -> int:
+    from .plot import DEFAULT_HUE, DEFAULT_TARGET_GAIN, format_summary, summary_table
+
+    if not (args.directory / "results.csv").is_file():
+        raise ScenarioError("DIR", f"{str(args.directory)!r} is not a sweep directory (no results.csv); "
+                                   "--table summarises sweeps")
+    if args.x is not None:
+        raise ScenarioError("--x", "does not apply with --table")
+    target, gain = None, DEFAULT_TARGET_GAIN
+    if args.target is not None:
+        text = args.target.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise ScenarioError("--target", f"expected an accuracy such as 0.8 or a gain such as +0.05, "
+                                            f"got {args.target!r}") from None
+        if not math.isfinite(value):
+            raise ScenarioError("--target", f"must be finite, got {args.target!r}")
+        if text.startswith("+"):
+            gain = value
+        else:
+            target = value
+    table = summary_table(args.directory, by=args.hue or DEFAULT_HUE, target=target, target_gain=gain)
+    print(format_summary(table))
+    print(args.directory / "summary.csv")
     return 0
 
 

@@ -1,13 +1,17 @@
 """Figures drawn from finished run and sweep directories (DESIGN.md, principle 8).
 
 This module reads files only: a run directory's ``rounds.csv`` (and ``config.yaml`` for the title), a sweep
-directory's ``results.csv``, ``rounds.csv`` and ``experiment.yaml``. It never imports the engine, so any
+directory's ``results.csv``, ``rounds.csv`` and ``experiment.yaml`` (and, for `summary_table`, each run's
+``summary.json``). It never imports the engine, so any
 finished run can be redrawn (``vfedsim plot DIR``). Figures are drawn on matplotlib `Figure` objects with
 the Agg canvas (no pyplot, no global backend change) and written atomically (temporary file, then rename).
 """
 from __future__ import annotations
 
+import json
+import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +25,10 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from .errors import ScenarioError, VfedsimError
+from .record import FLOAT_FORMAT, atomic_write_text
 
-__all__ = ["plot_run", "plot_sweep", "plot_directory", "plot_link_budget", "METRICS"]
+__all__ = ["plot_run", "plot_sweep", "plot_directory", "plot_link_budget", "summary_table", "format_summary",
+           "METRICS", "CURVE_AXES"]
 
 METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "loss")
 """Per-task metric columns in rounds.csv are named ``<task>.<metric>``."""
@@ -31,6 +37,18 @@ METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "balanced_accur
 DEFAULT_X = "world.channel.bandwidth_hz"
 DEFAULT_HUE = "strategy.selection.name"
 DPI = 130
+DEFAULT_TARGET_GAIN = 0.03
+"""`summary_table`'s default target: each run's pretrained (round 0) mean accuracy plus this."""
+
+CURVE_AXES: dict[str, tuple[str, str, float]] = {  # rounds.csv column -> (file name part, axis label, scale)
+    "sim_time_s": ("time", "simulated time [s]", 1.0),
+    "cum_bytes_up": ("uplink_bytes", "cumulative uplink traffic [MB]", 1e-6),
+    "cum_bytes_down": ("downlink_bytes", "cumulative downlink traffic [MB]", 1e-6),
+    "round": ("round", "round (row of rounds.csv)", 1.0),
+}
+"""rounds.csv columns that `plot_sweep` accepts as ``x`` (non-decreasing within a run): metric curves."""
+MAX_BANDS = 4
+"""Curves: more lines than this are drawn without their min-max bands (overlapping bands hide the lines)."""
 
 # Unit suffixes of scenario keys (see vfedsim/scenario.py): how to show them on an axis.
 _UNITS: dict[str, tuple[str, float]] = {  # suffix -> (unit label, scale applied to the values)
@@ -45,6 +63,15 @@ def tasks_in(columns: Sequence[str], metric: str = "accuracy") -> list[str]:
     """Task names that have a ``<task>.<metric>`` column, in column order."""
     suffix = "." + metric
     return [c[: -len(suffix)] for c in columns if isinstance(c, str) and c.endswith(suffix)]
+
+
+def _panels(tasks: Sequence[str]) -> list[str]:
+    """Subplot order for sweeps: the ``mean`` over tasks (the recorder's ``mean.*`` columns) first."""
+    return sorted(tasks, key=lambda t: t != "mean")
+
+
+def _panel_title(task: str) -> str:
+    return "mean over tasks" if task == "mean" else task
 
 
 def _read_csv(path: Path, what: str) -> pd.DataFrame:
@@ -164,39 +191,67 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = DEFAULT_HUE,
-               metric: str = "accuracy") -> list[Path]:
-    """Draw the final ``metric`` of every task against grid key ``x``, one line per ``hue`` value.
-
-    One subplot per task; each line is the mean over seeds with a min-max band. Other grid keys that vary
-    split the lines further (their values join the legend label). Bandwidths ([Hz] keys) are shown in MHz on a
-    log axis. The pretrained (round 0) value is a dotted grey line where the sweep's rounds.csv has it. When
-    ``hue`` is the default and not a grid key, the lines are split by the other grid keys only. Writes
-    ``sweep_dir/plots/<metric>_vs_<x short name>.png`` (``accuracy_vs_bandwidth.png``); returns the files.
-    """
-    sweep_dir = Path(sweep_dir)
-    results = _read_csv(sweep_dir / "results.csv", "sweep")
-    experiment = _read_yaml(sweep_dir / "experiment.yaml")
+def _grid_keys(results: pd.DataFrame, experiment: Mapping[str, Any]) -> list[str]:
+    """The sweep's grid keys that are columns of results.csv (from experiment.yaml, else from the columns)."""
     grid = experiment.get("grid")
     if isinstance(grid, Mapping):
-        grid_keys = [k for k in grid if k in results.columns]
-    else:  # no experiment.yaml: the grid columns sit between point_id and seed
-        columns = list(results.columns)
-        grid_keys = [c for c in columns[: columns.index("seed")] if c != "point_id"] if "seed" in columns else []
-    if metric not in METRICS:
-        raise ScenarioError("metric", f"unknown metric {metric!r}", allowed=METRICS, value=metric)
-    if x not in grid_keys:
-        raise ScenarioError("x", f"{x!r} is not a grid key of this sweep", allowed=grid_keys, value=x)
+        return [k for k in grid if k in results.columns]
+    columns = list(results.columns)  # no experiment.yaml: the grid columns sit between point_id and seed
+    return [c for c in columns[: columns.index("seed")] if c != "point_id"] if "seed" in columns else []
+
+
+def _resolve_hue(hue: str | None, grid_keys: Sequence[str], x: str) -> str | None:
     if hue is not None and hue not in grid_keys:
         if hue != DEFAULT_HUE:
             raise ScenarioError("hue", f"{hue!r} is not a grid key of this sweep", allowed=grid_keys, value=hue)
         hue = None
-    if hue == x:
-        hue = None
-    tasks = tasks_in(results.columns, metric)
+    return None if hue == x else hue
+
+
+def _split_keys(table: pd.DataFrame, grid_keys: Sequence[str], hue: str | None, x: str | None) -> list[str]:
+    """Keys whose values make one line (or table row): ``hue``, then the other grid keys that vary."""
+    others = [k for k in grid_keys if k not in (x, hue) and k in table.columns and table[k].nunique() > 1]
+    return ([hue] if hue else []) + others
+
+
+def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = DEFAULT_HUE,
+               metric: str = "accuracy") -> list[Path]:
+    """Draw every task's ``metric`` against ``x``, one line per ``hue`` value; returns the files written.
+
+    ``x`` a grid key: the *final* metric of each run against the key's values. One subplot per task; each
+    line is the mean over seeds with a min-max band (for a key with names as values: markers with min-max
+    bars, not joined). Bandwidths ([Hz] keys) are shown in MHz on a log axis.
+    Writes ``plots/<metric>_vs_<x short name>.png`` (``accuracy_vs_bandwidth.png``).
+
+    ``x`` a rounds.csv column of `CURVE_AXES` (``sim_time_s``, ``cum_bytes_up``, ...) that is not a grid key:
+    the metric *curve* of each run against it, from the sweep's rounds.csv. Each run is a step function of
+    its evaluated rows (rows with an empty metric cell, such as hierarchical edge rounds, are skipped): the
+    value of its last evaluation at or before x, held after its last row (its model no longer changes). A
+    line is the mean of its runs' step functions on the union of their x values, the band their min-max
+    (left out above `MAX_BANDS` lines, where the bands would hide the lines).
+    Writes ``plots/<metric>_vs_time.png``, ``<metric>_vs_uplink_bytes.png``, ...
+
+    Other grid keys that vary split the lines further (their values join the legend label). When ``hue`` is
+    the default and not a grid key, the lines are split by the other grid keys only. The pretrained (round 0)
+    value is a dotted grey line where the sweep's rounds.csv has it.
+    """
+    sweep_dir = Path(sweep_dir)
+    results = _read_csv(sweep_dir / "results.csv", "sweep")
+    experiment = _read_yaml(sweep_dir / "experiment.yaml")
+    grid_keys = _grid_keys(results, experiment)
+    if metric not in METRICS:
+        raise ScenarioError("metric", f"unknown metric {metric!r}", allowed=METRICS, value=metric)
+    if x in CURVE_AXES and x not in grid_keys:
+        return [_plot_sweep_curves(sweep_dir, experiment, grid_keys, x=x, hue=_resolve_hue(hue, grid_keys, x),
+                                   metric=metric)]
+    if x not in grid_keys:
+        raise ScenarioError("x", f"{x!r} is neither a grid key of this sweep nor a rounds.csv column to plot "
+                                 "against", allowed=[*grid_keys, *CURVE_AXES], value=x)
+    hue = _resolve_hue(hue, grid_keys, x)
+    tasks = _panels(tasks_in(results.columns, metric))
     if not tasks:
         raise VfedsimError(f"{str(sweep_dir / 'results.csv')!r} has no <task>.{metric} columns")
-    split = ([hue] if hue else []) + [k for k in grid_keys if k not in (x, hue) and results[k].nunique() > 1]
+    split = _split_keys(results, grid_keys, hue, x)
     short, xlabel, scale = _key_label(x)
     numeric_x = _is_numeric(results[x])
     if numeric_x:
@@ -212,7 +267,7 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
     label = METRIC_LABELS[metric]
 
     fig = Figure(figsize=(4.2 * len(tasks) + 0.8, 4.4), layout="constrained")
-    axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]  # own y range: tasks sit at very different levels
     groups = list(results.groupby(split, sort=False, dropna=False)) if split else [((), results)]
     for ax, task in zip(axes, tasks):
         column = f"{task}.{metric}"
@@ -222,6 +277,13 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
             stats = rows.assign(_x=xs_raw.map(positions)).groupby("_x")[column].agg(["mean", "min", "max"])
             stats = stats.sort_index()
             color = f"C{i % 10}"
+            if not numeric_x:  # unordered categories: markers with min-max bars, side by side, no lines
+                shift = (i - (len(groups) - 1) / 2) * min(0.6 / len(groups), 0.15)
+                ax.errorbar(stats.index + shift, stats["mean"],
+                            yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]] if seeds > 1 else None,
+                            color=color, marker="o", linestyle="none", capsize=3, elinewidth=1.2,
+                            label=_group_label(split, key, hue))
+                continue
             ax.plot(stats.index, stats["mean"], color=color, marker="o", linewidth=1.8,
                     label=_group_label(split, key, hue))
             if seeds > 1:
@@ -236,7 +298,12 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
                           [f"{p:g}" for p in positions.values()] if numeric_x else list(positions))
         if not numeric_x:
             ax.set_xlim(-0.5, len(positions) - 0.5)
-        ax.set_title(task)
+            if len(positions) > 4 or max(len(str(v)) for v in positions) > 8:  # long names would overlap
+                ax.tick_params(axis="x", labelrotation=35)
+                for tick in ax.get_xticklabels():
+                    tick.set_horizontalalignment("right")
+                    tick.set_rotation_mode("anchor")
+        ax.set_title(_panel_title(task))
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel(f"final {label}")
@@ -246,9 +313,90 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
         axes[-1].legend(handles, labels, title=legend_title, fontsize="small", title_fontsize="small",
                         loc="best", framealpha=0.85)
     name = experiment.get("name") or sweep_dir.name
-    band = f"mean over {seeds} seeds, band: min-max" if seeds > 1 else "one seed"
+    band = (f"mean over {seeds} seeds, {'band' if numeric_x else 'bars'}: min-max" if seeds > 1 else "one seed")
     fig.suptitle(f"{name}: final {label} vs {xlabel} ({band})")
     return [_save(fig, sweep_dir / "plots" / f"{metric}_vs_{short}.png")]
+
+
+def _step_band(runs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                          np.ndarray]:
+    """``(grid, mean, min, max)`` of step functions given as ``(x, y)`` pairs of one run each.
+
+    The grid is the union of all x. A run's value at g is its y at the last x <= g (at equal x the last row
+    counts), held after its last x, NaN before its first; the statistics ignore a run's NaN cells.
+    """
+    pairs = [(np.asarray(x, dtype=float), np.asarray(y, dtype=float)) for x, y in runs]
+    pairs = [(x[np.isfinite(y)], y[np.isfinite(y)]) for x, y in pairs]
+    pairs = [(x, y) for x, y in pairs if len(x)]
+    if not pairs:
+        empty = np.empty(0)
+        return empty, empty, empty, empty
+    grid = np.unique(np.concatenate([x for x, _ in pairs]))
+    values = np.full((len(pairs), len(grid)), np.nan)
+    for j, (x, y) in enumerate(pairs):
+        order = np.argsort(x, kind="stable")
+        x, y = x[order], y[order]
+        idx = np.searchsorted(x, grid, side="right") - 1
+        ok = idx >= 0
+        values[j, ok] = y[idx[ok]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+        return grid, np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+
+
+def _plot_sweep_curves(sweep_dir: Path, experiment: Mapping[str, Any], grid_keys: Sequence[str], *, x: str,
+                       hue: str | None, metric: str) -> Path:
+    rounds = _read_csv(sweep_dir / "rounds.csv", "sweep")
+    if x not in rounds.columns:
+        raise VfedsimError(f"{str(sweep_dir / 'rounds.csv')!r} has no {x!r} column")
+    tasks = _panels(tasks_in(rounds.columns, metric))
+    if not tasks:
+        raise VfedsimError(f"{str(sweep_dir / 'rounds.csv')!r} has no <task>.{metric} columns")
+    split = _split_keys(rounds, grid_keys, hue, None)
+    run_keys = [k for k in ("point_id", *grid_keys, "seed") if k in rounds.columns]
+    short, xlabel, scale = CURVE_AXES[x]
+    pretrained = _pretrained(sweep_dir, tasks, metric)
+    seeds = rounds["seed"].nunique() if "seed" in rounds.columns else 1
+    label = METRIC_LABELS[metric]
+
+    ncols = len(tasks) if len(tasks) <= 3 else math.ceil(len(tasks) / 2)
+    nrows = math.ceil(len(tasks) / ncols)
+    fig = Figure(figsize=(4.6 * ncols + 0.6, 3.9 * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(tasks):]:
+        ax.set_visible(False)
+    groups = list(rounds.groupby(split, sort=False, dropna=False)) if split else [((), rounds)]
+    for ax, task in zip(axes, tasks):
+        column = f"{task}.{metric}"
+        for i, (key, rows) in enumerate(groups):
+            key = key if isinstance(key, tuple) else (key,)
+            runs = [(r[x].to_numpy(), r[column].to_numpy())
+                    for _, r in (rows.groupby(run_keys, sort=False, dropna=False) if run_keys else [((), rows)])]
+            xs, mean, lo, hi = _step_band(runs)
+            if not len(xs):
+                continue
+            color = f"C{i % 10}"
+            ax.plot(xs * scale, mean, color=color, drawstyle="steps-post", linewidth=1.8,
+                    label=_group_label(split, key, hue))
+            if len(runs) > 1 and len(groups) <= MAX_BANDS:
+                ax.fill_between(xs * scale, lo, hi, step="post", color=color, alpha=0.15, linewidth=0)
+        if task in pretrained:
+            ax.axhline(pretrained[task], color="0.45", linestyle=":", linewidth=1.2, label="pretrained (round 0)")
+        ax.set_xlim(left=0)
+        ax.set_title(_panel_title(task))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:  # below the panels: step curves fill the axes, any spot inside hides some
+        legend_title = " / ".join(_key_label(k)[1] for k in split) if split else None
+        fig.legend(handles, labels, title=legend_title, fontsize="small", title_fontsize="small",
+                   loc="outside lower center", ncols=min(len(handles), 5))
+    name = experiment.get("name") or sweep_dir.name
+    band = "one seed" if seeds <= 1 else f"mean over {seeds} seeds, " + (
+        "band: min-max" if len(groups) <= MAX_BANDS else f"no min-max bands with more than {MAX_BANDS} lines")
+    fig.suptitle(f"{name}: {label} vs {xlabel} ({band})")
+    return _save(fig, sweep_dir / "plots" / f"{metric}_vs_{short}.png")
 
 
 def _group_label(split: Sequence[str], key: tuple[Any, ...], hue: str | None) -> str:
@@ -274,6 +422,156 @@ def _pretrained(sweep_dir: Path, tasks: Sequence[str], metric: str) -> dict[str,
     first = rounds[rounds["round"] == 0]
     return {t: float(first[f"{t}.{metric}"].mean()) for t in tasks
             if f"{t}.{metric}" in first.columns and len(first)}
+
+
+# -------------------------------------------------------------------------------------------- tables
+_SUMMARY_COLUMNS = {  # per-run quantity -> heading of the printed table
+    "final_accuracy": "final acc", "final_macro_f1": "final F1", "time_to_target_s": "time to target [s]",
+    "mb_up": "MB up", "clients_arrived": "arrived", "clients_selected": "selected",
+    "jain_fairness": "Jain", "rounds": "rounds",
+}
+
+
+def _mean_metric(rounds: pd.DataFrame, metric: str) -> pd.Series:
+    """The ``mean.<metric>`` column, else the mean over the tasks' ``<task>.<metric>`` columns."""
+    if f"mean.{metric}" in rounds.columns:
+        return rounds[f"mean.{metric}"].astype(float)
+    cols = [f"{t}.{metric}" for t in tasks_in(rounds.columns, metric) if t != "mean"]
+    if not cols:
+        return pd.Series(np.nan, index=rounds.index)
+    return rounds[cols].astype(float).mean(axis=1, skipna=False)
+
+
+def _run_row(rounds: pd.DataFrame, summary: Mapping[str, Any], *, target: float | None,
+             target_gain: float) -> dict[str, Any]:
+    """One run's quantities for `summary_table` from its rounds.csv and summary.json (may be empty)."""
+    acc, f1 = _mean_metric(rounds, "accuracy"), _mean_metric(rounds, "macro_f1")
+    evaluated = acc.notna()
+    first = rounds["round"].eq(0) & evaluated if "round" in rounds.columns else evaluated & (rounds.index == 0)
+    pretrained = float(acc[first].iloc[0]) if first.any() else float("nan")
+    goal = float(target) if target is not None else pretrained + target_gain
+    reached = evaluated & (acc >= goal - 1e-12)
+    drops = summary.get("drops_by_cause")
+
+    def total(key: str, column: str, scale: float = 1.0) -> float:
+        if summary.get(key) is not None:
+            return float(summary[key]) * scale
+        return float(rounds[column].sum()) * scale if column in rounds.columns else float("nan")
+
+    row: dict[str, Any] = {
+        "pretrained_accuracy": pretrained,
+        "final_accuracy": float(acc[evaluated].iloc[-1]) if evaluated.any() else float("nan"),
+        "final_macro_f1": float(f1[f1.notna()].iloc[-1]) if f1.notna().any() else float("nan"),
+        "target_accuracy": goal,
+        "time_to_target_s": float(rounds.loc[reached, "sim_time_s"].iloc[0]) if reached.any() else float("nan"),
+        "mb_up": total("bytes_up_total", "bytes_up", 1e-6),
+        "clients_arrived": total("clients_arrived_total", "clients_arrived"),
+        "clients_selected": total("clients_selected_total", "clients_selected"),
+        "jain_fairness": float(summary["jain_fairness_selected"])
+        if summary.get("jain_fairness_selected") is not None else float("nan"),
+        "rounds": float(rounds["round"].iloc[-1]) if "round" in rounds.columns and len(rounds) else float("nan"),
+    }
+    if isinstance(drops, Mapping):
+        row.update({f"drops.{cause}": float(n) for cause, n in drops.items()})
+    row["_has_drops"] = isinstance(drops, Mapping)
+    return row
+
+
+def summary_table(sweep_dir: str | Path, *, by: str | None = DEFAULT_HUE, target: float | None = None,
+                  target_gain: float = DEFAULT_TARGET_GAIN, write: bool = True) -> pd.DataFrame:
+    """Per value of grid key ``by`` (and of any other grid key that varies): mean and std over its runs.
+
+    Per run, from its directory's rounds.csv (else the sweep's rows of it) and summary.json: the final
+    mean accuracy and mean macro-F1 over tasks (the ``mean.*`` columns, else the tasks' mean; last
+    evaluated row); the simulated time [s] of the first evaluation whose mean accuracy reaches the target
+    (``target``, or the run's own pretrained mean accuracy + ``target_gain``; NaN if never reached); MB sent
+    up; clients arrived and selected; drops by cause (``drops_by_cause``, a cause absent from a run counts 0);
+    Jain's fairness index of selection counts (``jain_fairness_selected``); the last round number.
+
+    Returns one row per group (index: the grouping keys) with ``runs``, ``target_reached`` (runs that reached
+    the target) and, per quantity ``q``, ``q`` (mean over runs; time to target: over the runs that reached
+    it) and ``q_std`` (sample standard deviation, NaN for one run). With ``write``, also writes
+    ``summary.csv`` (this table) and ``summary_runs.csv`` (one row per run) into ``sweep_dir``.
+    """
+    sweep_dir = Path(sweep_dir)
+    results = _read_csv(sweep_dir / "results.csv", "sweep")
+    experiment = _read_yaml(sweep_dir / "experiment.yaml")
+    grid_keys = _grid_keys(results, experiment)
+    if target_gain is None or not math.isfinite(target_gain):
+        raise ScenarioError("target", f"the target gain must be a finite number, got {target_gain!r}")
+    by = _resolve_hue(by, grid_keys, "")
+    keys = _split_keys(results, grid_keys, by, None) or [k for k in grid_keys[:1]]
+    sweep_rounds: pd.DataFrame | None = None
+    rows = []
+    for _, res in results.iterrows():
+        run_dir = sweep_dir / str(res.get("run_dir", ""))
+        if "run_dir" in res and (run_dir / "rounds.csv").is_file():
+            rounds = pd.read_csv(run_dir / "rounds.csv")
+        else:
+            if sweep_rounds is None:
+                sweep_rounds = _read_csv(sweep_dir / "rounds.csv", "sweep")
+            match = [k for k in ("point_id", "seed") if k in sweep_rounds.columns and k in res]
+            mask = np.logical_and.reduce([sweep_rounds[k].eq(res[k]) for k in match]) if match else True
+            rounds = sweep_rounds[mask].reset_index(drop=True)
+        summary = _read_json(run_dir / "summary.json") if "run_dir" in res else {}
+        ident = {k: res[k] for k in ("point_id", *grid_keys, "seed") if k in res}
+        rows.append({**ident, "run_dir": res.get("run_dir"),
+                     **_run_row(rounds, summary, target=target, target_gain=target_gain)})
+    runs = pd.DataFrame(rows)
+    drop_cols = sorted(c for c in runs.columns if c.startswith("drops."))
+    if drop_cols:  # a run with a summary.json lacks a cause only because it had no such drop
+        runs.loc[runs["_has_drops"], drop_cols] = runs.loc[runs["_has_drops"], drop_cols].fillna(0.0)
+    runs = runs.drop(columns="_has_drops")
+    quantities = ["final_accuracy", "final_macro_f1", "time_to_target_s", "target_accuracy", "mb_up",
+                  "clients_arrived", "clients_selected", *drop_cols, "jain_fairness", "rounds"]
+    grouped = runs.groupby(keys, sort=False, dropna=False) if keys else runs.groupby(lambda _: "all runs")
+    table = pd.DataFrame({"runs": grouped.size(),
+                          "target_reached": grouped["time_to_target_s"].apply(lambda s: int(s.notna().sum()))})
+    for q in quantities:
+        table[q] = grouped[q].mean()
+        table[f"{q}_std"] = grouped[q].std(ddof=1)
+    if write:
+        atomic_write_text(sweep_dir / "summary.csv", table.to_csv(float_format=FLOAT_FORMAT))
+        atomic_write_text(sweep_dir / "summary_runs.csv", runs.to_csv(index=False, float_format=FLOAT_FORMAT))
+    table.attrs["target"] = ("absolute", target) if target is not None else ("gain", target_gain)
+    return table
+
+
+def format_summary(table: pd.DataFrame) -> str:
+    """`summary_table`'s result as text: ``mean ± std`` per quantity, drops by cause, reached ``k/n``."""
+    def cell(mean: float, std: float, digits: int) -> str:
+        if not math.isfinite(mean):
+            return "-"
+        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
+
+    digits = {"final_accuracy": 3, "final_macro_f1": 3, "time_to_target_s": 0, "mb_up": 2,
+              "clients_arrived": 1, "clients_selected": 1, "jain_fairness": 3, "rounds": 1}
+    out = pd.DataFrame(index=table.index)
+    out["runs"] = table["runs"]
+    for q in ("final_accuracy", "final_macro_f1"):
+        out[_SUMMARY_COLUMNS[q]] = [cell(m, s, digits[q]) for m, s in zip(table[q], table[f"{q}_std"])]
+    out["reached"] = [f"{r}/{n}" for r, n in zip(table["target_reached"], table["runs"])]
+    for q in ("time_to_target_s", "mb_up", "clients_arrived", "clients_selected"):
+        out[_SUMMARY_COLUMNS[q]] = [cell(m, s, digits[q]) for m, s in zip(table[q], table[f"{q}_std"])]
+    for c in (c for c in table.columns if c.startswith("drops.") and not c.endswith("_std")):
+        out[c.replace("drops.", "drop ")] = [cell(m, s, 1) for m, s in zip(table[c], table[f"{c}_std"])]
+    for q in ("jain_fairness", "rounds"):
+        out[_SUMMARY_COLUMNS[q]] = [cell(m, s, digits[q]) for m, s in zip(table[q], table[f"{q}_std"])]
+    kind, value = table.attrs.get("target", ("gain", DEFAULT_TARGET_GAIN))
+    note = (f"target: mean accuracy >= {value:g}" if kind == "absolute"
+            else f"target: each run's pretrained mean accuracy + {value:g}")
+    if "target_accuracy" in table and kind != "absolute":
+        note += f" (mean target {table['target_accuracy'].mean():.3f})"
+    return (out.to_string() + f"\n{note}; time to target averages the runs that reached it; "
+            "mean ± sample std over runs")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 # ---------------------------------------------------------------------------------- any dir, channel

@@ -203,3 +203,12 @@ def test_min_participants_skips_the_aggregation():
 def test_min_participants_met_aggregates_as_usual():
     rec, learner = build([1.0, 2.0, 5.0], deadline=4.5, rounds=1, min_participants=2)
     assert learner.version == 1 and rec.events().query("kind == 'aggregate'")["cause"].tolist() == [""]
+
+
+@pytest.mark.parametrize("name", ["sync", "async"])
+def test_a_deadline_cut_by_the_run_end_is_labelled_run_ended(name):
+    rec, _ = build([1.0, 10.0], deadline=20.0, duration=6.5, name=name, rounds=100)
+    drops = rec.events()
+    drops = drops[drops["kind"] == "dropped"]
+    assert len(drops) >= 1 and set(drops["cause"]) == {"run_ended"}
+    assert drops["time_s"].tolist() == [pytest.approx(6.5)] * len(drops)

@@ -308,9 +308,12 @@ def _top(score: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def _slack_s(snapshot: WorldSnapshot, k: int, margin: float) -> np.ndarray:
     """(M,) [s] ``min(dwell, trip, deadline) - margin x predicted``, where predicted = transfer time x
-    sharers + compute, and sharers = the candidates at the same RSU, at most ``k``."""
+    sharers + compute, and sharers = the number of the ``k`` picks expected at the vehicle's RSU if picks
+    were spread like the candidates: ``ceil(k x candidates there / all candidates)``, at most the
+    candidates there."""
     _, inverse, counts = np.unique(snapshot.serving_rsu, return_inverse=True, return_counts=True)
-    sharers = np.minimum(counts[inverse], k)
+    expected = np.ceil(min(k, len(snapshot)) * counts / max(len(snapshot), 1))
+    sharers = np.maximum(np.minimum(counts, expected), 1)[inverse]
     with np.errstate(divide="ignore"):
         transfer = 8.0 * (snapshot.download_bytes / snapshot.rate_down_bps
                           + snapshot.upload_bytes / snapshot.rate_up_bps)

@@ -86,7 +86,7 @@ class AsyncStrategy(ClientStrategy):
             if len(self.busy) < cfg.concurrency:
                 waits.append(env.timeout(cfg.retry_s))
             yield simpy.AnyOf(env, waits)
-        cause = "deadline" if env.now >= duration else "cancelled"
+        cause = "run_ended" if env.now >= duration else "cancelled"
         procs = [self.busy[v] for v in sorted(self.busy)]
         for v in sorted(self.busy):
             self.stop(v, cause)
@@ -104,6 +104,8 @@ class AsyncStrategy(ClientStrategy):
         rc = RoundContext(round=self.aggregations + 1, start_s=env.now,
                           deadline_at_s=min(env.now + cfg.deadline_s, ctx.scenario.duration_s),
                           base_version=ctx.learner.version, download_bytes=payload, upload_bytes=payload)
+        # a deadline cut short by the end of the run is not the vehicle's failure
+        cause = "run_ended" if rc.deadline_at_s < env.now + cfg.deadline_s - 1e-9 else "deadline"
         snapshot = self.snapshot(rc, exclude=sorted(self.busy))
         if not len(snapshot):
             return
@@ -112,13 +114,14 @@ class AsyncStrategy(ClientStrategy):
         for v in (int(x) for x in chosen):
             self.selected_since += 1
             self.busy[v] = self.start_client(v, rc, None)
-            env.process(self.watch(v, self.busy[v], rc.deadline_at_s))
+            env.process(self.watch(v, self.busy[v], rc.deadline_at_s, cause))
 
-    def watch(self, v: int, proc: simpy.Process, deadline_at_s: float) -> Generator[simpy.Event, Any, None]:
-        """Drop vehicle ``v`` (cause ``deadline``) if its update has not arrived by ``deadline_at_s``."""
+    def watch(self, v: int, proc: simpy.Process, deadline_at_s: float,
+              cause: str = "deadline") -> Generator[simpy.Event, Any, None]:
+        """Drop vehicle ``v`` (with ``cause``) if its update has not arrived by ``deadline_at_s``."""
         yield simpy.AnyOf(self.env, [self.env.timeout(max(deadline_at_s - self.env.now, 0.0)), proc])
         if proc.is_alive:
-            self.stop(v, "deadline")
+            self.stop(v, cause)
 
     def stop(self, v: int, cause: str) -> None:
         proc = self.busy.get(v)

@@ -101,7 +101,7 @@ class SyncStrategy(ClientStrategy):
             yield simpy.AnyOf(env, [timer, simpy.AllOf(env, list(procs.values())), rnd.enough])
         else:
             yield timer
-        cause = "over_commit" if rnd.enough.triggered else "deadline"
+        cause = "over_commit" if rnd.enough.triggered else _deadline_cause(rc, self.cfg.deadline_s)
         for proc in procs.values():
             if proc.is_alive:
                 proc.interrupt(cause)
@@ -119,3 +119,8 @@ class SyncStrategy(ClientStrategy):
         self.ctx.recorder.event("arrived", vehicle=v, rsu=up.rsu)
         if len(rnd.arrivals) == rnd.keep and not rnd.enough.triggered:
             rnd.enough.succeed()
+
+
+def _deadline_cause(rc: RoundContext, deadline_s: float) -> str:
+    """``deadline``, or ``run_ended`` when the round's deadline was cut short by the scenario's duration."""
+    return "run_ended" if rc.deadline_at_s < rc.start_s + deadline_s - 1e-9 else "deadline"

@@ -201,6 +201,8 @@ class FluidNetwork:
         self._tick_at = math.inf
         self._timer_at = math.inf
         self._timer_token = 0
+        self._due = {name: math.inf for name in _DUE}  # per-column minima of the due times, from the last plan
+        self._memo_t, self._memo = math.nan, {}  # `_where` answers at time _memo_t
 
     @property
     def active_transfers(self) -> int:
@@ -211,16 +213,23 @@ class FluidNetwork:
         nbytes = _check_request(nbytes, direction)
         vehicle, now = int(vehicle), self.env.now
         event = self.env.event()
-        t_trip = float(self.mobility.trips.t_exit_s[vehicle])
+        trips = self.mobility.trips
+        t_trip = float(trips.t_exit_s[vehicle])
         if now >= t_trip:
             return event.succeed(self._result(False, "trip_ended", vehicle, direction, nbytes, 0.0, now, -1, 0))
+        ids = np.array([vehicle])
         state = self._vehicles.get(vehicle)
-        rsu = state[0] if state is not None else self._idle_serving(vehicle, now)
+        if state is None and now < trips.t_enter_s[vehicle]:
+            rsu = -1
+        else:
+            pos, vel, idle_rsu = self._where(vehicle, now)
+            rsu = state[0] if state is not None else idle_rsu
         if rsu < 0:
             return event.succeed(self._result(False, "no_coverage", vehicle, direction, nbytes, 0.0, now, -1, 0))
         if nbytes == 0:
             return event.succeed(self._result(True, None, vehicle, direction, 0, 0.0, now, rsu, 0))
         up = direction == "up"
+        bandwidth = self.uplink_hz if up else self.downlink_hz
         fid = self._next_fid
         self._next_fid += 1
         self._events[fid] = event
@@ -228,14 +237,19 @@ class FluidNetwork:
             state = self._vehicles[vehicle] = [rsu, 0, math.inf]
         state[1] += 1
         row = self._append(fid=fid, vehicle=vehicle, rsu=rsu, up=up, grp=2 * rsu + up, nbytes=nbytes,
-                           bandwidth_hz=self.uplink_hz if up else self.downlink_hz, start=now, t_trip=t_trip)
-        rows = np.array([row])
+                           bandwidth_hz=bandwidth, start=now, t_trip=t_trip)
+        c = self._c
         if state[2] < math.inf:  # the vehicle is in a handover interruption: so is its new flow
-            self._c["t_resume"][row] = state[2]
+            c["t_resume"][row] = state[2]
         else:
-            self._link_update(rows, now)
-        moving = self._exit_times(rows, now)
-        if self._tick_at == math.inf and (moving or self._time_varying):
+            extra = {"time_s": now} if self._time_varying else {}
+            rate = self.radio.rate_bps(ids, pos, np.array([rsu]), self.mobility.travelled_m(ids, now), uplink=up,
+                                       bandwidth_hz=bandwidth, **extra)
+            self._set_rate(row, float(rate[0]), now)
+            self._group_next(2 * rsu + up)
+        c["t_exit"][row] = now + float(self.radio.time_to_exit_s(pos, vel, np.array([rsu]))[0])
+        c["vx"][row], c["vy"][row] = vel[0, 0], vel[0, 1]
+        if self._tick_at == math.inf and (self._time_varying or vel.any()):
             self._tick_at = self._next_tick(now)
         self._reschedule()
         return event
@@ -251,7 +265,18 @@ class FluidNetwork:
         return int(self.serving_rsus([vehicle])[0])
 
     def time_to_coverage_s(self, vehicle: int) -> float:
-        return float(self.times_to_coverage_s([vehicle])[0])
+        vehicle, now, trips = int(vehicle), self.env.now, self.mobility.trips
+        if now >= trips.t_exit_s[vehicle]:
+            return math.inf
+        if vehicle in self._vehicles:
+            return 0.0
+        if now < trips.t_enter_s[vehicle]:
+            return float(self.times_to_coverage_s([vehicle])[0])
+        pos, vel, rsu = self._where(vehicle, now)
+        if rsu >= 0:
+            return 0.0
+        wait = float(self.radio.time_to_coverage_s(pos, vel)[0])
+        return wait if now + wait < trips.t_exit_s[vehicle] else math.inf
 
     def dwell_time_s(self, vehicle: int) -> float:
         return float(self.dwell_times_s([vehicle])[0])
@@ -260,12 +285,16 @@ class FluidNetwork:
         return float(self.link_rates_bps([vehicle], direction)[0])
 
     # ----------------------------------------------------------------------------- batched queries
-    def _idle_serving(self, vehicle: int, t: float) -> int:
-        ids = np.array([vehicle])
-        if not self.mobility.active_of(ids, t)[0]:
-            return -1
-        pos, _ = self.mobility.positions_of(ids, t)
-        return int(self.radio.serving(pos)[0])
+    def _where(self, vehicle: int, t: float) -> tuple[np.ndarray, np.ndarray, int]:
+        """Position (1, 2), velocity (1, 2) and nearest covering RSU of one vehicle on the road at ``t``,
+        remembered for the current instant (a strategy typically asks, then starts a transfer)."""
+        if self._memo_t != t:
+            self._memo_t, self._memo = t, {}
+        hit = self._memo.get(vehicle)
+        if hit is None:
+            pos, vel = self.mobility.positions_of(np.array([vehicle]), t)
+            hit = self._memo[vehicle] = (pos, vel, int(self.radio.serving(pos)[0]))
+        return hit
 
     def _links(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions, velocities and serving RSUs (-1: none) of ``ids`` now."""
@@ -438,7 +467,8 @@ class FluidNetwork:
             self._tick_at = math.inf
             return
         c = self._c
-        due = min(float(self._g_next.min()), self._tick_at, *(float(c[name][:n].min()) for name in _DUE))
+        self._due = {name: float(c[name][:n].min()) for name in _DUE}
+        due = min(float(self._g_next.min()), self._tick_at, *self._due.values())
         if due < self._timer_at:
             self._timer_token += 1
             self._timer_at = due
@@ -461,43 +491,53 @@ class FluidNetwork:
         n, c = self._n, self._c
         if n == 0:
             return
-        grp, fin = c["grp"][:n], c["fin"][:n]
-        complete = np.zeros(n, dtype=bool)
-        due_groups = np.flatnonzero(self._g_next <= t)
-        if due_groups.size:
-            v_now = self._g_v + (t - self._g_t) / np.maximum(self._g_n, 1)
-            complete = (self._g_next[grp] <= t) & (fin <= v_now[grp] * (1.0 + _SLACK) + _SLACK)
-            for g in due_groups.tolist():  # the first flow of a due resource completes whatever the rounding
-                members = np.flatnonzero(grp == g)
-                if members.size and not complete[members].any():
-                    complete[members[np.argmin(fin[members])]] = True
-        trip = ~complete & (c["t_trip"][:n] <= t)
-        exits = ~complete & ~trip & (c["t_exit"][:n] <= t)
-        outage = ~complete & ~trip & ~exits & (c["t_outage"][:n] <= t)
-        resume = ~complete & ~trip & ~exits & ~outage & (c["t_resume"][:n] <= t)
-        causes = np.full(n, "", dtype=object)
-        causes[trip], causes[outage], causes[exits] = "trip_ended", "link_outage", "left_coverage"
-        causes[complete] = None
-        if exits.any() and self.config.handover != "drop":
-            idx = np.flatnonzero(exits)
-            vehicles = np.unique(c["vehicle"][idx])
-            pos, vel = self.mobility.positions_of(vehicles, t)
-            state_rsu = np.array([self._vehicles[int(v)][0] for v in vehicles.tolist()])
-            target = self.radio.handover_target(pos, vel, state_rsu)
-            for v, new in zip(vehicles.tolist(), target.tolist()):
-                if new >= 0:
-                    rows = idx[c["vehicle"][idx] == v]
-                    causes[rows] = ""
-                    self._handover(v, new, t)
-        if resume.any():
-            rows = np.flatnonzero(resume)
-            c["t_resume"][rows] = math.inf
-            for v in np.unique(c["vehicle"][rows]).tolist():
+        taken = np.zeros(n, dtype=bool)  # rows already claimed by an earlier kind of ending
+        done_rows = []
+        for g in np.flatnonzero(self._g_next <= t).tolist():
+            members = np.flatnonzero(c["grp"][:n] == g)
+            fin = c["fin"][members]
+            v_now = self._g_v[g] + (t - self._g_t[g]) / max(int(self._g_n[g]), 1)
+            hit = members[fin <= v_now * (1.0 + _SLACK) + _SLACK]
+            # the first flow of a due resource completes whatever the rounding
+            done_rows.append(hit if hit.size else members[np.argmin(fin)][None])
+        complete = np.concatenate(done_rows) if done_rows else np.zeros(0, dtype=np.int64)
+        taken[complete] = True
+        ending = [complete]
+        causes: list = [None] * complete.size
+        due = self._due  # per-column minima from the last plan: skip the columns with nothing due
+        found = {}
+        for name in ("t_trip", "t_exit", "t_outage", "t_resume"):
+            if due[name] <= t:
+                rows = np.flatnonzero(~taken & (c[name][:n] <= t))
+                taken[rows] = True
+                found[name] = rows
+        for name, cause in (("t_trip", "trip_ended"), ("t_outage", "link_outage")):
+            if found.get(name) is not None and found[name].size:
+                ending.append(found[name])
+                causes += [cause] * found[name].size
+        exits = found.get("t_exit")
+        if exits is not None and exits.size:
+            left = exits
+            if self.config.handover != "drop":
+                vehicles = np.unique(c["vehicle"][exits])
+                pos, vel = self.mobility.positions_of(vehicles, t)
+                state_rsu = np.array([self._vehicles[v][0] for v in vehicles.tolist()])
+                target = self.radio.handover_target(pos, vel, state_rsu)
+                for v, new in zip(vehicles.tolist(), target.tolist()):
+                    if new >= 0:
+                        self._handover(v, new, t)
+                left = exits[np.isin(c["vehicle"][exits], vehicles[target < 0])]
+            ending.append(left)
+            causes += ["left_coverage"] * left.size
+        resume = found.get("t_resume")
+        if resume is not None and resume.size:
+            c["t_resume"][resume] = math.inf
+            for v in np.unique(c["vehicle"][resume]).tolist():
                 self._vehicles[v][2] = math.inf
-            self._link_update(rows, t)
-        ending = np.flatnonzero(causes != "")
-        if ending.size:
-            self._finish(ending, causes[ending], t)
+            self._link_update(resume, t)
+        rows = np.concatenate(ending)
+        if rows.size:
+            self._finish(rows, np.array(causes, dtype=object), t)
 
     def _handover(self, vehicle: int, new_rsu: int, t: float) -> None:
         """Move every flow of ``vehicle`` to ``new_rsu`` at ``t`` (modes continue and restart)."""
