@@ -41,8 +41,7 @@ def main() -> None:
 
     overrides = ["world.network.model=ideal", f"strategy.rounds={args.rounds}",
                  f"strategy.clients_per_round={args.clients}", f"strategy.eval_every={args.rounds}",
-                 "strategy.selection.name=random", "output.plots=false", "strategy.deadline_s=1e6",
-                 "duration_s=1e7"]
+                 "strategy.selection.name=random", "output.plots=false", "strategy.deadline_s=1000"]
     scenario = vfedsim.load_scenario(args.scenario, overrides=overrides)
     learner = Learner(scenario.learning, seed=scenario.seed, progress=False)  # data + pretrained (cached)
 
