@@ -52,3 +52,24 @@ def test_fine_tuning_improves_the_target_test_loss(tiny_learning, tiny_bundle, t
     learner.commit(weighted_average([u.state for u in updates], [u.num_samples for u in updates]))
     after = learner.evaluate()
     assert after["mean.loss"] < before["mean.loss"] - 0.02
+
+
+def test_pretrain_key_of_new_model_keys(tiny_learning):
+    """Keys added later leave the m3t-tiny cache key alone at their defaults; a preset changes it."""
+    import hashlib
+    import json
+
+    from vfedsim.learn.data import data_key
+    from vfedsim.learn.pretrain import PRETRAIN_VERSION
+    from vfedsim.scenario import MtlConfig
+
+    model = tiny_learning.model.model_dump(mode="json")
+    model.pop("trunk_init")
+    old = json.dumps({"data": data_key(tiny_learning.data), "model": model,
+                      "pretrain": tiny_learning.pretrain.model_dump(mode="json"), "tasks": list(tiny_learning.tasks),
+                      "version": PRETRAIN_VERSION}, sort_keys=True)
+    assert pretrain_key(tiny_learning) == hashlib.sha256(old.encode()).hexdigest()[:16]
+    assert pretrain_key(tiny_learning.model_copy(update={"mtl": MtlConfig(weighting="uncertainty")})) == \
+        pretrain_key(tiny_learning)                                     # fine-tuning options: same foundation model
+    minilm = tiny_learning.model.model_copy(update={"preset": "minilm-l6", "trunk_init": "random"})
+    assert pretrain_key(tiny_learning.model_copy(update={"model": minilm})) != pretrain_key(tiny_learning)

@@ -64,7 +64,10 @@ def test_user_policy_registers_by_name():
         def select(self, snapshot, k, rng):
             return snapshot.vehicle_ids[:k]
 
-    assert make_selector("test-first", {}).select(snapshot(4), 2, np.random.default_rng()).tolist() == [10, 11]
+    try:
+        assert make_selector("test-first", {}).select(snapshot(4), 2, np.random.default_rng()).tolist() == [10, 11]
+    finally:
+        SELECTORS._entries.pop("test-first")  # leave the registry as the other tests expect it
 
 
 # ------------------------------------------------------------------------------- built-in policies

@@ -1,4 +1,4 @@
-"""Learning: highway-env data, the M3T model with LoRA, central pretraining, local jobs, aggregation math.
+"""Learning: highway-env data, the M3T model with PEFT adapters, central pretraining, local jobs, aggregation math.
 
 torch and peft are imported only when a name that needs them is used (``vfedsim validate`` never does):
 
@@ -6,7 +6,11 @@ torch and peft are imported only when a name that needs them is used (``vfedsim 
 - `vfedsim.learn.data`      Dataset, DataBundle, load_data (cached), shard_indices (numpy + highway-env)
 - `vfedsim.learn.jobs`      TrainJob (plain data)
 - `vfedsim.learn.metrics`   accuracy, macro_f1, balanced_accuracy (numpy)
-- `vfedsim.learn.model`     M3TModel, build_model, wrap_lora, trainable_state, load_trainable_state
+- `vfedsim.learn.model`     M3TModel, build_model, wrap_lora / wrap_peft, trainable_state, load_trainable_state
+- `vfedsim.learn.presets`   PRESETS: the trunks m3t-tiny and minilm-l6 (packaged MiniLM-L6 weights, offline)
+- `vfedsim.learn.adapters`  wrap_peft: LoRA, IA3, LoHa, LoKr through peft; payload module groups
+- `vfedsim.learn.mtl`       task loss weighting (sum, fixed, uncertainty) and PCGrad
+- `vfedsim.learn.payload`   float32 / float16 / int8 payload encodings, sizes by module
 - `vfedsim.learn.pretrain`  ensure_pretrained, load_pretrained
 - `vfedsim.learn.train`     TrainJob, Update, Learner
 - `vfedsim.learn.aggregate` weighted_average, state_delta, apply_delta
@@ -21,6 +25,7 @@ _EXPORTS = {
     "cache_dir": "data", "TASK_CLASSES": "data",
     "accuracy": "metrics", "macro_f1": "metrics", "balanced_accuracy": "metrics",
     "M3TModel": "model", "build_model": "model", "trainable_state": "model", "load_trainable_state": "model",
+    "wrap_peft": "adapters", "PRESETS": "presets", "MultiTaskObjective": "mtl",
     "ensure_pretrained": "pretrain", "load_pretrained": "pretrain",
     "TrainJob": "jobs", "Update": "train", "Learner": "train",
     "weighted_average": "aggregate", "state_delta": "aggregate", "apply_delta": "aggregate",

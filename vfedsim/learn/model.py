@@ -1,15 +1,17 @@
-"""The multi-modal multi-task (M3T) model and its parameter-efficient (LoRA) wrapping.
+"""The multi-modal multi-task (M3T) model and its parameter-efficient wrapping.
 
 One encoder per modality turns its input into ``d_model`` tokens: kinematics -> one token per vehicle row
 (V = 5, a shared MLP plus a learned slot embedding), occupancy grid -> 4 tokens (two convolutions, pooled
 to 2 x 2), camera -> 4 tokens (4 x 4 patches, a strided convolution, pooled to 2 x 2). A learned modality embedding is
-added to each modality's tokens and a CLS token is prepended. A shared transformer trunk of ``layers``
-pre-norm blocks (Vaswani et al. 2017; pre-norm as in Xiong et al. 2020) mixes all 14 tokens, with attention
-projections ``q, k, v, o`` and MLP ``fc1, fc2`` as plain `nn.Linear` modules, so that peft's LoRA
-(Hu et al. 2021) targets them by name. One linear head per task reads the final CLS token.
+added to each modality's tokens and a CLS token is prepended. The 14 tokens go through the preset's trunk
+(vfedsim.learn.presets: ``m3t-tiny``, a pre-norm transformer of width ``d_model``; ``minilm-l6``, the
+packaged MiniLM-L6 encoder, after a linear projection ``proj`` from ``d_model`` to its width 384), whose
+attention projections ``q, k, v, o`` and MLP ``fc1, fc2`` are plain `nn.Linear` modules, so that peft's
+adapters target them by name. One linear head per task reads the final CLS token.
 
-Fine-tuning: `wrap_lora` injects LoRA adapters into the trunk (``peft.inject_adapter_in_model``) and
-freezes everything except the adapters and the task heads. `trainable_state` is what a vehicle uploads.
+Fine-tuning: `wrap_peft` (vfedsim.learn.adapters; `wrap_lora` is the same function) injects the adapters
+into the trunk and freezes everything except the adapters and the task heads. `trainable_state` is what a
+vehicle uploads.
 """
 from __future__ import annotations
 
@@ -23,74 +25,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..rng import int_seed
-from ..scenario import LearningConfig, ModelConfig, PeftConfig
+from ..scenario import LearningConfig, ModelConfig
+from .adapters import wrap_peft
 from .data import KINEMATIC_FEATURES, NEIGHBOURS, TASK_CLASSES, Dataset
+from .presets import PRESETS
 
-__all__ = ["M3TModel", "build_model", "wrap_lora", "trainable_state", "load_trainable_state",
+__all__ = ["M3TModel", "build_model", "wrap_lora", "wrap_peft", "trainable_state", "load_trainable_state",
            "trainable_names", "count_parameters", "TensorData", "to_tensors", "multitask_loss",
            "set_torch_threads"]
 
 MODALITY_TOKENS = {"kinematics": NEIGHBOURS + 1, "occupancy": 4, "camera": 4}
-
-
-class Attention(nn.Module):
-    def __init__(self, d_model: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.q = nn.Linear(d_model, d_model)
-        self.k = nn.Linear(d_model, d_model)
-        self.v = nn.Linear(d_model, d_model)
-        self.o = nn.Linear(d_model, d_model)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        h = self.heads
-
-        def split(y: torch.Tensor) -> torch.Tensor:
-            return y.view(b, t, h, d // h).transpose(1, 2)
-
-        y = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)),
-                                           dropout_p=self.dropout if self.training else 0.0)
-        return self.o(y.transpose(1, 2).reshape(b, t, d))
-
-
-class MLP(nn.Module):
-    def __init__(self, d_model: int, hidden: int, dropout: float) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(d_model, hidden)
-        self.fc2 = nn.Linear(hidden, d_model)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(F.gelu(self.fc1(x))))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.d_model)
-        self.attn = Attention(cfg.d_model, cfg.heads, cfg.dropout)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = MLP(cfg.d_model, cfg.ffn_mult * cfg.d_model, cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
-
-
-class Trunk(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
-        self.ln = nn.LayerNorm(cfg.d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.ln(x)
+TOKENS = 1 + sum(MODALITY_TOKENS.values())
+"""CLS + the modalities' tokens."""
 
 
 class KinematicsEncoder(nn.Module):
@@ -145,8 +91,11 @@ class M3TModel(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, d))
         nn.init.normal_(self.modality, std=0.02)
         nn.init.normal_(self.cls, std=0.02)
-        self.trunk = Trunk(cfg)
-        self.heads = nn.ModuleDict({t: nn.Linear(d, len(TASK_CLASSES[t])) for t in self.tasks})
+        preset = PRESETS.get(cfg.preset)
+        width = preset.width(cfg)
+        self.proj = nn.Linear(d, width) if preset.frozen_trunk else nn.Identity()  # into a packaged trunk
+        self.trunk = preset.build(cfg, TOKENS)
+        self.heads = nn.ModuleDict({t: nn.Linear(width, len(TASK_CLASSES[t])) for t in self.tasks})
 
     def forward(self, kinematics: torch.Tensor, occupancy: torch.Tensor,
                 camera: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -157,7 +106,7 @@ class M3TModel(nn.Module):
             self.occupancy(occupancy) + self.modality[1],
             self.camera(cam) + self.modality[2],
         ], dim=1)
-        z = self.trunk(tokens)[:, 0]
+        z = self.trunk(self.proj(tokens))[:, 0]
         return {t: head(z) for t, head in self.heads.items()}
 
 
@@ -169,20 +118,8 @@ def build_model(cfg: LearningConfig, *, seed: int | None = None) -> M3TModel:
         return M3TModel(cfg.model, cfg.tasks)
 
 
-def wrap_lora(model: M3TModel, peft_cfg: PeftConfig, *, seed: int) -> M3TModel:
-    """Inject LoRA adapters into the trunk's ``peft_cfg.target_modules`` (in place) and freeze all but the
-    adapters and the task heads. LoRA's A matrices are initialised from (seed, "lora-init"); B is zero, so
-    the wrapped model computes exactly what the pretrained one does."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    config = LoraConfig(r=peft_cfg.rank, lora_alpha=peft_cfg.alpha, lora_dropout=peft_cfg.dropout,
-                        target_modules=list(peft_cfg.target_modules))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int_seed(seed, "lora-init"))
-        inject_adapter_in_model(config, model.trunk)
-    for name, p in model.named_parameters():
-        p.requires_grad_("lora_" in name or name.startswith("heads."))
-    return model
+wrap_lora = wrap_peft
+"""`vfedsim.learn.adapters.wrap_peft` (any ``peft.method``, LoRA by default)."""
 
 
 def trainable_names(model: nn.Module) -> list[str]:

@@ -4,7 +4,10 @@ Encoders, trunk and heads are trained together on ``bundle.source`` (``data.sour
 multi-task loss (the sum over tasks of the cross-entropy), Adam, ``pretrain.epochs`` epochs of shuffled
 mini-batches. Everything random comes from (data.seed, "pretrain"): the same settings give the same weights.
 The result is a ``state_dict`` saved atomically under the data cache, keyed by the data key and the model,
-pretraining and task settings; federated fine-tuning starts from it.
+pretraining and task settings; federated fine-tuning starts from it. A preset whose trunk comes from a
+package (``minilm-l6``) keeps it frozen here too: only the encoders, the projection and the heads train, and
+the cached file holds only those (the trunk is read from the package again, and the package's version is
+part of the key).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from ..rng import int_seed
 from ..scenario import LearningConfig
 from .data import DataBundle, Dataset, atomic_write, cache_dir, data_key, load_data
 from .model import M3TModel, build_model, multitask_loss, to_tensors, set_torch_threads
+from .presets import PRESETS
 
 __all__ = ["pretrain", "pretrain_key", "pretrained_path", "ensure_pretrained", "load_pretrained",
            "PRETRAIN_VERSION"]
@@ -30,10 +34,20 @@ PRETRAIN_VERSION = 1
 
 
 def pretrain_key(cfg: LearningConfig) -> str:
-    text = json.dumps({"data": data_key(cfg.data), "model": cfg.model.model_dump(mode="json"),
+    model = cfg.model.model_dump(mode="json")
+    if model.get("trunk_init") == "packaged":
+        model.pop("trunk_init")   # a key added later: at its default, caches made before it stay valid
+    preset = PRESETS.get(cfg.model.preset)
+    if preset.fingerprint is not None and cfg.model.trunk_init == "packaged":
+        model["weights"] = preset.fingerprint()
+    text = json.dumps({"data": data_key(cfg.data), "model": model,
                        "pretrain": cfg.pretrain.model_dump(mode="json"), "tasks": list(cfg.tasks),
                        "version": PRETRAIN_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _frozen_trunk(cfg: LearningConfig) -> bool:
+    return PRESETS.get(cfg.model.preset).frozen_trunk
 
 
 def pretrained_path(cfg: LearningConfig) -> Path:
@@ -45,9 +59,11 @@ def pretrain(cfg: LearningConfig, source: Dataset, *, progress: bool = False) ->
     seed = int_seed(cfg.data.seed, "pretrain")
     set_torch_threads()
     model = build_model(cfg)
+    if _frozen_trunk(cfg):
+        model.trunk.requires_grad_(False)
     data = to_tensors(source, cfg.tasks)
     n, batch = len(data), cfg.pretrain.batch_size
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.pretrain.lr)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.pretrain.lr)
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     model.train()
@@ -66,6 +82,7 @@ def pretrain(cfg: LearningConfig, source: Dataset, *, progress: bool = False) ->
             if progress:
                 print(f"  pretrain epoch {epoch + 1}/{cfg.pretrain.epochs}: loss {total / n:.4f} "
                       f"({time.perf_counter() - started:.1f} s)", flush=True)
+    model.requires_grad_(True)
     model.eval()
     return model
 
@@ -78,8 +95,11 @@ def ensure_pretrained(cfg: LearningConfig, bundle: DataBundle | None = None, *, 
     if bundle is None:
         bundle = load_data(cfg.data, progress=progress)
     model = pretrain(cfg, bundle.source, progress=progress)
+    state = model.state_dict()
+    if _frozen_trunk(cfg):
+        state = {k: v for k, v in state.items() if not k.startswith("trunk.")}
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    torch.save(state, buffer)
     atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
     return path
 
@@ -90,11 +110,20 @@ def load_pretrained(cfg: LearningConfig, bundle: DataBundle | None = None, *,
     path = ensure_pretrained(cfg, bundle, progress=progress)
     model = build_model(cfg)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        _load_state(model, torch.load(path, map_location="cpu", weights_only=True), _frozen_trunk(cfg))
     except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError):  # corrupt or stale file: pretrain again
         path.unlink(missing_ok=True)
         path = ensure_pretrained(cfg, bundle, progress=progress)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        _load_state(model, torch.load(path, map_location="cpu", weights_only=True), _frozen_trunk(cfg))
     model.eval()
     return model
+
+
+def _load_state(model: M3TModel, state: dict, frozen_trunk: bool) -> None:
+    """Load a cached state; with a frozen (packaged) trunk the file lacks exactly the trunk's weights."""
+    if not frozen_trunk:
+        model.load_state_dict(state)
+        return
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("trunk.") for k in missing):
+        raise KeyError(f"pretrained state mismatch: missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -1,18 +1,25 @@
 """Local training jobs and evaluation: the real PyTorch work that the simulated vehicles do.
 
 A `TrainJob` says who trains (vehicle), from which global model version, on which samples, with which
-random seed. `Learner.run_jobs` trains each from that version's trainable state (LoRA adapters + heads) and
-returns `Update`s. A job's result depends only on (base state, indices, seed, config): each job reloads its
-base state, gets a fresh optimizer, shuffles with its own ``torch.Generator`` and runs inside
-``torch.random.fork_rng`` seeded with its seed, so neither the jobs before it nor their order matter
-(DESIGN.md, principle 3). Updates travel as bytes, both ways (broadcast and upload): the trainable tensors
-are packed in ``payload_dtype`` and read back, so float16 payloads really lose precision. The size that
-the network carries, `Learner.payload_bytes`, is that of a ``torch.save`` file of the state (names, shapes
-and all), a little more than the packed values.
+random seed. `Learner.run_jobs` trains each from that version's trainable state (adapters + heads, and the
+multi-task log-variances with uncertainty weighting) and returns `Update`s. A job's result depends only on
+(base state, indices, seed, config): each job reloads its base state, gets a fresh optimizer, shuffles
+(and draws PCGrad's orders) with its own ``torch.Generator`` and runs inside ``torch.random.fork_rng``
+seeded with its seed, so neither the jobs before it nor their order matter (DESIGN.md, principle 3).
+Updates travel as bytes, both ways (broadcast and upload): the trainable tensors are packed in
+``payload_dtype`` and read back (vfedsim.learn.payload), so float16 and int8 payloads really lose
+precision. The size that the network carries, `Learner.payload_bytes`, is that of a ``torch.save`` file of
+the state (names, shapes and all), a little more than the packed values; `Learner.payload_breakdown` splits
+it by module.
+
+Local objective: the multi-task loss of ``learning.mtl`` (vfedsim.learn.mtl) plus, with
+``local.prox_mu`` = mu > 0, FedProx's proximal term mu/2 ||w - w_global||^2 (Li et al., MLSys 2020, eq. 2)
+over the trainable parameters, w_global being the job's base state; its gradient mu (w - w_global) is
+added to the parameters' gradients after the multi-task backward pass (and after PCGrad's projection: it
+is not a task). The reported training loss is the unweighted sum of the tasks' losses, without the term.
 """
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,17 +28,18 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..scenario import LearningConfig, LocalTraining
+from ..scenario import LearningConfig, LocalTraining, MtlConfig
+from .adapters import module_group, wrap_peft
 from .data import TASK_CLASSES, DataBundle, load_data
 from .jobs import TrainJob
 from .metrics import accuracy, balanced_accuracy, macro_f1
-from .model import M3TModel, TensorData, set_torch_threads, multitask_loss, to_tensors, trainable_state, wrap_lora
+from .model import M3TModel, TensorData, set_torch_threads, to_tensors, trainable_state
+from .mtl import MultiTaskObjective, UncertaintyWeighting
+from .payload import breakdown, deserialize_state, pack_tensors, serialize_state, unpack_state
 from .pretrain import load_pretrained
 
 __all__ = ["TrainJob", "Update", "Learner", "local_train", "serialize_state", "deserialize_state",
            "pack_tensors", "unpack_state"]
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,47 +53,20 @@ class Update:
     base_version: int
 
 
-def serialize_state(state: Mapping[str, torch.Tensor], dtype: str = "float32") -> bytes:
-    """``torch.save`` of the state cast to ``dtype``: the self-describing file whose size is the payload."""
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().to(_DTYPES[dtype]).contiguous() for k, v in state.items()}, buffer)
-    return buffer.getvalue()
-
-
-def deserialize_state(payload: bytes) -> dict[str, torch.Tensor]:
-    """The state in a `serialize_state` payload, as float32 tensors."""
-    state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    return {k: v.to(torch.float32) for k, v in state.items()}
-
-
-def pack_tensors(tensors: Sequence[torch.Tensor], dtype: str = "float32") -> bytes:
-    """The raw bytes of the tensors, flattened and concatenated in order, in ``dtype`` (a wire format whose
-    layout, the trainable parameters' names and shapes, both ends know). Same values as `serialize_state`."""
-    flat = torch.cat([t.detach().reshape(-1) for t in tensors]).to(_DTYPES[dtype])
-    return flat.numpy().tobytes()
-
-
-def unpack_state(payload: bytes, template: Mapping[str, torch.Tensor],
-                 dtype: str = "float32") -> dict[str, torch.Tensor]:
-    """`pack_tensors` read back into float32 tensors named and shaped like ``template``."""
-    flat = torch.frombuffer(bytearray(payload), dtype=_DTYPES[dtype]).to(torch.float32)
-    out, start = {}, 0
-    for name, t in template.items():
-        out[name] = flat[start:start + t.numel()].view(t.shape)
-        start += t.numel()
-    if start != flat.numel():
-        raise ValueError(f"payload holds {flat.numel()} values, the template {start}")
-    return out
-
-
 def local_train(model: torch.nn.Module, params: Sequence[torch.nn.Parameter], data: TensorData,
-                indices: torch.Tensor, local: LocalTraining, generator: torch.Generator) -> float:
+                indices: torch.Tensor, local: LocalTraining, generator: torch.Generator, *,
+                objective: MultiTaskObjective | None = None) -> float:
     """``local.epochs`` epochs of shuffled mini-batches over rows ``indices`` of ``data``, updating ``params``
-    (the model's trainable parameters) with a fresh optimizer. Returns the mean training loss over steps."""
+    (the model's trainable parameters) with a fresh optimizer. ``objective`` None: the plain sum of the
+    tasks' losses. Returns the mean training loss over steps (see the module docstring)."""
     if local.optimizer == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=local.lr)
     else:
         optimizer = torch.optim.SGD(params, lr=local.lr)
+    if objective is None:
+        objective = MultiTaskObjective(MtlConfig(), ())
+    mu = local.prox_mu
+    anchor = [p.detach().clone() for p in params] if mu > 0 else None
     n, batch = len(indices), local.batch_size
     total, steps = 0.0, 0
     if not model.training:
@@ -94,19 +75,25 @@ def local_train(model: torch.nn.Module, params: Sequence[torch.nn.Parameter], da
         order = indices[torch.randperm(n, generator=generator)]
         for start in range(0, n, batch):
             idx = order[start:start + batch]
-            loss = multitask_loss(model(*data.inputs(idx)), data.targets(idx))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total += objective.backward(model(*data.inputs(idx)), data.targets(idx), params, generator)
+            if anchor is not None:
+                with torch.no_grad():
+                    for p, w0 in zip(params, anchor):
+                        prox = (p - w0).mul_(mu)
+                        if p.grad is None:
+                            p.grad = prox
+                        else:
+                            p.grad.add_(prox)
             optimizer.step()
-            total += loss.item()
             steps += 1
     return total / max(steps, 1)
 
 
 class Learner:
-    """The learning side of a run: data, the LoRA-wrapped pretrained model, global versions, jobs, evaluation.
+    """The learning side of a run: data, the adapter-wrapped pretrained model, global versions, jobs, evaluation.
 
-    ``seed`` (the scenario seed) initialises the LoRA adapters; data and pretraining have their own seed
+    ``seed`` (the scenario seed) initialises the adapters; data and pretraining have their own seed
     (``data.seed``) so that runs with different scenario seeds share the cached data and foundation model.
     """
 
@@ -115,8 +102,11 @@ class Learner:
         self.cfg = cfg
         set_torch_threads()
         self.bundle = bundle if bundle is not None else load_data(cfg.data, progress=progress)
-        self.model: M3TModel = wrap_lora(load_pretrained(cfg, self.bundle, progress=progress), cfg.peft,
+        self.model: M3TModel = wrap_peft(load_pretrained(cfg, self.bundle, progress=progress), cfg.peft,
                                          seed=seed)
+        if cfg.mtl.weighting == "uncertainty":
+            self.model.mtl = UncertaintyWeighting(cfg.tasks)   # trainable, registered after the heads
+        self.objective = MultiTaskObjective(cfg.mtl, cfg.tasks, getattr(self.model, "mtl", None))
         self.pool = to_tensors(self.bundle.pool, cfg.tasks)
         self.test = to_tensors(self.bundle.test, cfg.tasks)
         self.version = 0
@@ -127,7 +117,7 @@ class Learner:
 
     # ---------------------------------------------------------------- global versions
     def global_state(self, version: int | None = None) -> dict[str, torch.Tensor]:
-        """The trainable state (LoRA + heads) of global ``version`` (the current one when None)."""
+        """The trainable state (adapters + heads) of global ``version`` (the current one when None)."""
         version = self.version if version is None else version
         try:
             return self._states[version]
@@ -154,14 +144,22 @@ class Learner:
             self._payload_bytes = len(serialize_state(self._states[0], self.cfg.payload_dtype))
         return self._payload_bytes
 
+    def payload_breakdown(self) -> dict[str, int]:
+        """`payload_bytes` by module group: ``trunk.<method>`` (the adapters), ``heads.<task>``, ``mtl`` (the
+        log-variances, with uncertainty weighting): the values in ``payload_dtype`` (int8: plus a float32
+        scale per tensor); ``container``: the rest of the file (names, shapes, records). Sums to
+        `payload_bytes`."""
+        return breakdown(self._states[0], self.cfg.payload_dtype, module_group, total=self.payload_bytes())
+
     def _batch_flops(self, batch: int) -> int:
         """FLOPs of one forward + backward pass on ``batch`` samples, counted by torch's FlopCounterMode."""
         if batch not in self._flops:
             idx = torch.arange(batch) % len(self.pool)
             self.model.train()
+            params = self.trainable_parameters()
             with torch.random.fork_rng(devices=[]), FlopCounterMode(display=False) as counter:
-                loss = multitask_loss(self.model(*self.pool.inputs(idx)), self.pool.targets(idx))
-                loss.backward()
+                self.objective.backward(self.model(*self.pool.inputs(idx)), self.pool.targets(idx), params,
+                                        torch.Generator().manual_seed(0))
             for _, p in self._trainable:
                 p.grad = None
             self._flops[batch] = int(counter.get_total_flops())
@@ -179,7 +177,7 @@ class Learner:
 
     # ---------------------------------------------------------------- jobs
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        """The LoRA adapters and task heads, in `trainable_state` order."""
+        """The adapters and task heads (and log-variances), in `trainable_state` order."""
         return [p for _, p in self._trainable]
 
     def _load(self, state: Mapping[str, torch.Tensor]) -> None:
@@ -208,7 +206,8 @@ class Learner:
         generator = torch.Generator().manual_seed(int(job.seed))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(job.seed))  # dropout, if any
-            loss = local_train(self.model, params, self.pool, indices, self.cfg.local, generator)
+            loss = local_train(self.model, params, self.pool, indices, self.cfg.local, generator,
+                               objective=self.objective)
         dtype = self.cfg.payload_dtype
         payload = pack_tensors(params, dtype)
         state = unpack_state(payload, self._states[0], dtype)
