@@ -220,8 +220,8 @@ class ChannelProfile(Frozen):
 
     Noise power [dBm] = -174 + 10 log10(bandwidth_hz) + noise_figure_db. SNR [dB] = tx power + 2 x antenna
     gain - path loss - shadowing - noise + 10 log10(fading gain). A vehicle is in an RSU's coverage where the
-    *median* SNR (``path_loss``, no shadowing, no fading) is at least ``min_snr_db``; inside coverage, an
-    instantaneous SNR below it is an outage.
+    *median* SNR (``path_loss``, or ``nlos_path_loss`` with ``coverage_state: nlos``; no shadowing, no fading)
+    is at least ``min_snr_db``; inside coverage, an instantaneous SNR below it is an outage.
 
     LOS state (``los_model`` other than ``none``): each link is LOS with the model's probability at its
     horizontal distance, re-drawn every ``los_update_period_s`` [s]; LOS links use ``path_loss`` and
@@ -257,11 +257,15 @@ class ChannelProfile(Frozen):
     fading_period_s: PositiveFloat = 0.5
     rate_mapping: Literal["shannon", "mcs"] = "shannon"
     mcs_table: Literal["ieee80211p"] = "ieee80211p"
+    coverage_state: Literal["los", "nlos"] = "los"
+    """Whose median path loss draws the coverage disc: ``path_loss`` (los) or ``nlos_path_loss`` (nlos)."""
 
     @model_validator(mode="after")
     def _nlos_needs_a_path_loss(self) -> "ChannelProfile":
         if self.los_model != "none" and self.nlos_path_loss is None:
             raise ValueError(f"los_model {self.los_model!r} needs nlos_path_loss (the loss of non-LOS links)")
+        if self.coverage_state == "nlos" and self.nlos_path_loss is None:
+            raise ValueError("coverage_state 'nlos' needs nlos_path_loss")
         return self
 
     @property
