@@ -1,12 +1,14 @@
 """How fast is the network model alone (no training)?
 
 A two-way highway with 20 RSUs every 1 km; vehicles enter and leave so that about N are on the road; every
-vehicle on the road repeatedly uploads 200 kB (waiting for coverage when it has none) with 5 s pauses, so
-hundreds of fluid flows share the RSUs at any time. Simulates one hour (``--duration``) per fleet size and
-prints the simulated seconds per wall second, one line per size, then ``real-time factor: N`` for the
-reference size (1,000 vehicles).
+vehicle on the road repeatedly uploads ``--upload-bytes`` (default 200 kB; waiting for coverage when it has
+none) with ``--pause`` seconds between uploads (default 5), so hundreds of fluid flows share the RSUs at any
+time. Simulates one hour (``--duration``) per fleet size and prints, one line per size, the uploads, bytes,
+handovers, wall and CPU seconds and simulated seconds per wall second, then ``real-time factor: N`` for the
+reference size (1,000 vehicles). ``--profile`` picks the channel profile (default log-distance) and ``--a3``
+switches handovers to A3 with ``--hysteresis`` dB and ``--ttt`` s.
 
-    python benchmarks/network.py [--vehicles 100,1000,3000] [--duration 3600]
+    python benchmarks/network.py [--vehicles 100,1000,3000] [--duration 3600] [--profile 3gpp-highway] [--a3]
 """
 from __future__ import annotations
 
@@ -21,11 +23,10 @@ from vfedsim.strategies.transfer import FluidNetwork
 from vfedsim.world.mobility import HighwayMobility
 from vfedsim.world.radio import Radio, rsu_positions
 
-UPLOAD_BYTES = 200_000
-PAUSE_S = 5.0
 
-
-def simulate(n_vehicles: int, duration_s: float, *, rsus: int = 20, spacing_m: float = 1000.0) -> dict:
+def simulate(n_vehicles: int, duration_s: float, *, rsus: int = 20, spacing_m: float = 1000.0,
+             upload_bytes: int = 200_000, pause_s: float = 5.0, profile: str = "log-distance",
+             network: dict | None = None) -> dict:
     length = rsus * spacing_m
     speed_mps = 100 / 3.6
     scenario = parse_scenario({
@@ -38,17 +39,22 @@ def simulate(n_vehicles: int, duration_s: float, *, rsus: int = 20, spacing_m: f
                         "speed": {"mean_kmh": 100, "std_kmh": 15, "min_kmh": 60, "max_kmh": 140},
                         "trip_length": {"min_m": length, "max_m": 2 * length}},
             "rsus": {"spacing_m": spacing_m, "first_at_m": spacing_m / 2},
-            "channel": {"profile": "log-distance", "bandwidth_hz": 10e6},
+            "channel": {"profile": profile, "bandwidth_hz": 10e6},
+            "network": network or {},
         }})
     world = scenario.world
     mobility = HighwayMobility(world.road, world.traffic, seed=scenario.seed, duration_s=duration_s)
     radio = Radio(profile=world.channel, rsu_xy=rsu_positions(world.road, world.rsus),
                   rsu_height_m=world.rsus.height_m, seed=scenario.seed)
     env = simpy.Environment()
+    stats = {"done": 0, "failed": 0, "bytes": 0.0, "handovers": 0}
+
+    def count(kind: str, **_: object) -> None:
+        stats["handovers"] += kind == "handover"
+
     net = FluidNetwork(env, mobility=mobility, radio=radio, config=world.network,
-                       uplink_hz=world.channel.bandwidth_hz, downlink_hz=world.channel.downlink_hz)
+                       uplink_hz=world.channel.bandwidth_hz, downlink_hz=world.channel.downlink_hz, on_event=count)
     trips = mobility.trips
-    stats = {"done": 0, "failed": 0, "bytes": 0.0}
 
     def uploader(v: int):
         yield env.timeout(float(trips.t_enter_s[v]))
@@ -59,35 +65,49 @@ def simulate(n_vehicles: int, duration_s: float, *, rsus: int = 20, spacing_m: f
             if wait > 0:
                 yield env.timeout(wait)
                 continue
-            res = yield net.transfer(v, UPLOAD_BYTES, "up")
+            res = yield net.transfer(v, upload_bytes, "up")
             stats["bytes"] += res.bytes_done
             stats["done" if res.ok else "failed"] += 1
-            yield env.timeout(PAUSE_S)
+            if pause_s > 0:
+                yield env.timeout(pause_s)
 
     for v in range(trips.n):
         if trips.t_enter_s[v] < duration_s:
             env.process(uploader(v))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     env.run(until=duration_s)
-    wall = time.perf_counter() - t0
-    return {"vehicles_total": trips.n, "wall_s": wall, "rtf": duration_s / wall, **stats}
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"vehicles_total": trips.n, "wall_s": wall, "cpu_s": cpu, "rtf": duration_s / wall, **stats}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vehicles", default="100,1000,3000", help="comma-separated fleet sizes on the road")
     ap.add_argument("--duration", type=float, default=3600.0, help="simulated seconds per size")
+    ap.add_argument("--upload-bytes", type=int, default=200_000, help="bytes per upload")
+    ap.add_argument("--pause", type=float, default=5.0, help="seconds between a vehicle's uploads")
+    ap.add_argument("--profile", default="log-distance", help="channel profile")
+    ap.add_argument("--a3", action="store_true", help="A3 handovers (default: at coverage exit)")
+    ap.add_argument("--hysteresis", type=float, default=3.0, help="A3 hysteresis [dB]")
+    ap.add_argument("--ttt", type=float, default=0.32, help="A3 time-to-trigger [s]")
     args = ap.parse_args()
+    network = ({"handover_trigger": "a3", "handover_hysteresis_db": args.hysteresis,
+                "time_to_trigger_s": args.ttt} if args.a3 else {})
     sizes = [int(s) for s in args.vehicles.split(",")]
     reference = None
-    print(f"{'on road':>8} {'vehicles':>9} {'uploads':>8} {'failed':>7} {'GB up':>7} {'wall s':>8} {'sim s / wall s':>15}")
+    print(f"profile {args.profile}, {args.upload_bytes} B uploads, {args.pause:g} s pauses, "
+          f"handover {'A3 %g dB / %g s' % (args.hysteresis, args.ttt) if args.a3 else 'at coverage exit'}")
+    print(f"{'on road':>8} {'vehicles':>9} {'uploads':>8} {'failed':>7} {'GB up':>7} {'handovers':>9} "
+          f"{'wall s':>8} {'cpu s':>8} {'sim s / wall s':>15}")
     for n in sizes:
-        r = simulate(n, args.duration)
+        r = simulate(n, args.duration, upload_bytes=args.upload_bytes, pause_s=args.pause, profile=args.profile,
+                     network=network)
         print(f"{n:>8} {r['vehicles_total']:>9} {r['done']:>8} {r['failed']:>7} {r['bytes'] / 1e9:>7.2f} "
-              f"{r['wall_s']:>8.2f} {r['rtf']:>15.0f}")
+              f"{r['handovers']:>9} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} {r['rtf']:>15.0f}", flush=True)
         if n == 1000 or reference is None:
             reference = (n, r["rtf"])
-    print(f"real-time factor: {reference[1]:.0f} (at {reference[0]} vehicles, 20 RSUs, {args.duration:.0f} s simulated)")
+    print(f"real-time factor: {reference[1]:.0f} "
+          f"(at {reference[0]} vehicles, 20 RSUs, {args.duration:.0f} s simulated)")
 
 
 if __name__ == "__main__":

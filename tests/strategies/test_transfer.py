@@ -1,5 +1,6 @@
 """Fluid transfers pinned to hand-computed cases: constant rate, sharing, coverage exit, trip end, cancel,
-handover, outage, idleness and determinism; and the ideal network."""
+handover (coverage exit and A3 with hysteresis and time-to-trigger; continue, restart, drop; interruption),
+outage, idleness and determinism; and the ideal network."""
 from __future__ import annotations
 
 import math
@@ -9,9 +10,11 @@ import pytest
 import simpy
 
 from vfedsim.scenario import (
-    ChannelProfile, HighwayLosPathLoss, HighwayRoad, NetworkConfig, RSUConfig, TrafficConfig,
+    ChannelProfile, HighwayLosPathLoss, HighwayRoad, NakagamiFading, NetworkConfig, NlosvPathLoss, RicianFading,
+    RSUConfig, TrafficConfig,
 )
 from vfedsim.strategies.transfer import FAIL_CAUSES, FluidNetwork, IdealNetwork, TransferResult
+from vfedsim.world.channel import path_loss_db
 from vfedsim.world.mobility import HighwayMobility, TripMobility, Trips
 from vfedsim.world.radio import Radio, rsu_positions
 
@@ -278,7 +281,7 @@ def test_nothing_runs_when_idle():
     a, b = net.transfer(0, MB, "up"), net.transfer(1, 2 * MB, "down")
     env.run()
     assert a.value.ok and b.value.ok
-    assert env.peek() == math.inf and net._process is None and net.active_transfers == 0
+    assert env.peek() == math.inf and net.active_transfers == 0
     end = env.now
     assert end == pytest.approx(max(a.value.end_s, b.value.end_s))
     # and again later: a fresh process starts and stops
@@ -290,7 +293,7 @@ def test_nothing_runs_when_idle():
 
     env.process(later())
     env.run()
-    assert out["r"].ok and env.peek() == math.inf and net._process is None
+    assert out["r"].ok and env.peek() == math.inf and net.active_transfers == 0
 
 
 def test_few_wakeups_for_a_stationary_transfer():
@@ -392,3 +395,196 @@ def test_ideal_batched_queries():
     np.testing.assert_array_equal(net.serving_rsus([3, 4]), [0, 0])
     np.testing.assert_array_equal(net.link_rates_bps([3, 4], "down"), [5e6, 5e6])
     assert np.all(net.dwell_times_s([1]) == math.inf) and np.all(net.times_to_coverage_s([1]) == 0.0)
+
+
+# ------------------------------------------------------------------ A3 handover, TTT, restart, interruption
+def a3_world(*, hysteresis, ttt, mode="continue", pause=0.0, profile=PROFILE, trigger="a3", xs=(0.0, 500.0)):
+    seen = []
+    env = simpy.Environment()
+    mob = TripMobility(trips((0.0, 0.0, 25.0, 0.0, math.inf)))
+    radio = Radio(profile=profile, rsu_xy=np.array([[x, 0.0] for x in xs]), rsu_height_m=5.0, seed=0)
+    cfg = NetworkConfig(handover=mode, handover_trigger=trigger, handover_hysteresis_db=hysteresis,
+                        time_to_trigger_s=ttt, handover_interruption_s=pause)
+    net = FluidNetwork(env, mobility=mob, radio=radio, config=cfg,
+                       on_event=lambda kind, **kw: seen.append(kw["time_s"]))
+    return env, net, radio, mob, seen
+
+
+def expected_a3_tick(radio, hysteresis, ttt, period=0.5, speed=25.0, other=500.0):
+    """The tick at which a vehicle leaving x = 0 at ``speed`` hands over from RSU 0 to RSU 1 (no shadowing)."""
+    first = None
+    for k in range(1, 10_000):
+        t = k * period
+        x = speed * t
+        pl0 = float(path_loss_db(PROFILE.path_loss, math.hypot(x, 5.0), PROFILE.carrier_hz))
+        pl1 = float(path_loss_db(PROFILE.path_loss, math.hypot(other - x, 5.0), PROFILE.carrier_hz))
+        covered = abs(other - x) <= radio.coverage_radius_m
+        if covered and pl0 - pl1 > hysteresis:
+            first = t if first is None else first
+            if t - first >= ttt - 1e-9:
+                return t
+        else:
+            first = None
+    raise AssertionError("no handover")
+
+
+@pytest.mark.parametrize("hysteresis, ttt", [(0.0, 0.0), (3.0, 0.0), (3.0, 0.32), (6.0, 0.5)])
+def test_a3_hands_over_after_hysteresis_and_time_to_trigger(hysteresis, ttt):
+    env, net, radio, mob, seen = a3_world(hysteresis=hysteresis, ttt=ttt)
+    (res,) = run(env, net.transfer(0, 10**13, "up"))
+    assert res.handovers == 1 and res.rsu == 1 and res.cause == "left_coverage"
+    assert seen == [pytest.approx(expected_a3_tick(radio, hysteresis, ttt))]
+    assert seen[0] < radio.coverage_radius_m / 25.0  # before the coverage exit would have forced it
+
+
+def test_a3_drop_fails_with_handover_failed():
+    env, net, radio, mob, seen = a3_world(hysteresis=3.0, ttt=0.0, mode="drop")
+    (res,) = run(env, net.transfer(0, 10**13, "up"))
+    assert res.cause == "handover_failed" and res.handovers == 0 and res.rsu == 0 and not seen
+    assert res.end_s == pytest.approx(expected_a3_tick(radio, 3.0, 0.0))
+    assert "handover_failed" in FAIL_CAUSES
+
+
+def _cancel_at(env, net, t, out):
+    def proc():
+        yield env.timeout(t)
+        net.cancel(0, "deadline")
+    out["ev"] = net.transfer(0, 10**13, "up")
+    env.process(proc())
+    env.run()
+    return out["ev"].value
+
+
+@pytest.mark.parametrize("pause", [0.0, 1.5])
+def test_restart_and_interruption_bytes(pause):
+    # coverage-exit handover at R / 25 s (RSUs at 0 and 1.5 R)
+    base = a3_world(hysteresis=0.0, ttt=0.0, mode="drop", trigger="coverage-exit", xs=(0.0, 0.0))
+    env, net, radio, mob, _ = base
+    R = radio.coverage_radius_m
+    radio.rsu_xy[1, 0] = 1.5 * R
+    t_h = R / 25.0
+    (at_handover,) = run(env, net.transfer(0, 10**13, "up"))
+    assert at_handover.cause == "left_coverage" and at_handover.end_s == pytest.approx(t_h)
+    results = {}
+    for mode in ("continue", "restart"):
+        env, net, radio, mob, seen = a3_world(hysteresis=0.0, ttt=0.0, mode=mode, trigger="coverage-exit",
+                                              xs=(0.0, 1.5 * R), pause=pause)
+        results[mode] = _cancel_at(env, net, t_h + 1.0 if pause == 0 else t_h + pause / 2, {})
+        assert results[mode].handovers == 1 and seen == [pytest.approx(t_h)]
+    if pause:  # nothing flows during the interruption
+        assert results["continue"].bytes_done == pytest.approx(at_handover.bytes_done, rel=1e-9)
+        assert results["restart"].bytes_done == 0.0
+    else:  # restart carries exactly the bytes since the handover
+        assert 0 < results["restart"].bytes_done < results["continue"].bytes_done
+        assert results["continue"].bytes_done - results["restart"].bytes_done == pytest.approx(
+            at_handover.bytes_done, rel=1e-9)
+
+
+def test_interruption_delays_completion_by_its_length_when_rates_are_flat():
+    flat = PROFILE.model_copy(update={"max_spectral_efficiency": 1.0})  # capped: 10 Mbit/s all over the disc
+    ends = {}
+    for pause in (0.0, 2.0):
+        env, net, radio, mob, seen = a3_world(hysteresis=0.0, ttt=0.0, trigger="coverage-exit", pause=pause,
+                                              profile=flat, xs=(0.0, 0.0))
+        R = radio.coverage_radius_m
+        radio.rsu_xy[1, 0] = 1.5 * R
+        rate = rate_at(radio, mob, 0, 0.0)
+        nbytes = int(rate * (R / 25.0 + 3.0) / 8)
+        (res,) = run(env, net.transfer(0, nbytes, "up"))
+        assert res.ok and res.handovers == 1
+        ends[pause] = res.end_s
+    assert ends[2.0] - ends[0.0] == pytest.approx(2.0, rel=1e-6)
+
+
+def _handover_count(scenario_overrides):
+    """Handovers on the shipped tiny scenario's road and channel, every vehicle uploading back to back."""
+    from vfedsim.scenario import load_scenario_file
+
+    s = load_scenario_file("scenarios/tiny.yaml", overrides=scenario_overrides)
+    w = s.world
+    mob = HighwayMobility(w.road, w.traffic, seed=s.seed, duration_s=300.0)
+    radio = Radio(profile=w.channel, rsu_xy=rsu_positions(w.road, w.rsus), rsu_height_m=w.rsus.height_m,
+                  seed=s.seed)
+    env = simpy.Environment()
+    count = []
+    net = FluidNetwork(env, mobility=mob, radio=radio, config=w.network,
+                       on_event=lambda kind, **kw: count.append(kw["vehicle"]))
+
+    def client(v):
+        yield env.timeout(float(mob.trips.t_enter_s[v]))
+        while env.now < min(mob.trips.t_exit_s[v], 300.0):
+            wait = net.time_to_coverage_s(v)
+            if not math.isfinite(wait):
+                return
+            if wait > 0:
+                yield env.timeout(wait)
+                continue
+            yield net.transfer(v, 20 * MB, "up")
+
+    for v in range(mob.trips.n):
+        env.process(client(v))
+    env.run(until=300.0)
+    return len(count)
+
+
+def test_hysteresis_and_time_to_trigger_cut_handovers_on_the_tiny_scenario():
+    a3 = ["world.network.handover_trigger=a3"]
+    eager = _handover_count(a3 + ["world.network.handover_hysteresis_db=0", "world.network.time_to_trigger_s=0"])
+    damped = _handover_count(a3 + ["world.network.handover_hysteresis_db=3", "world.network.time_to_trigger_s=0.32"])
+    exit_only = _handover_count([])
+    assert eager > 1.5 * damped > 0 and exit_only > 0  # 70 vs 33 when written
+    assert eager > exit_only
+
+
+def test_time_varying_channel_ticks_for_a_stationary_vehicle():
+    prof = PROFILE.model_copy(update={"fading": RicianFading(k_db=10.0), "fading_period_s": 0.5, "min_snr_db": 0.0})
+    env, net, radio, mob = world([(330.0, 0.0, 0.0, 0.0, math.inf)], profile=prof)  # below the rate cap
+    assert radio.time_varying
+    out = {}
+
+    def proc():
+        yield env.timeout(0.2)
+        ev = net.transfer(0, 10**12, "up")
+        yield env.timeout(3.1)
+        net.cancel(0, "deadline")
+        out["r"] = ev.value
+
+    env.process(proc())
+    env.run()
+    pos, _ = mob.positions_of([0], 0.0)
+
+    def rate(t):
+        return float(radio.rate_bps([0], pos, [0], [0.0], uplink=True, time_s=t)[0])
+
+    edges = [0.2, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.3]
+    expected = sum(rate(a) * (b - a) / 8 for a, b in zip(edges[:-1], edges[1:]))
+    assert out["r"].bytes_done == pytest.approx(expected, rel=1e-9)
+    assert len({rate(t) for t in edges[:-1]}) > 3  # the gain really changes every slot
+
+
+def test_same_results_with_los_states_and_fading():
+    prof = ChannelProfile(path_loss=HighwayLosPathLoss(), nlos_path_loss=NlosvPathLoss(), los_model="3gpp-highway",
+                          fading=NakagamiFading(m=1.5, m_far=0.75), shadowing_std_db=3.0, min_snr_db=20.0)
+
+    def once():
+        road = HighwayRoad(length_m=2000.0, lanes_per_direction=2)
+        mob = HighwayMobility(road, TrafficConfig(initial_vehicles=20, arrival_rate_per_s=0.1), seed=1,
+                              duration_s=120.0)
+        radio = Radio(profile=prof, rsu_xy=rsu_positions(road, RSUConfig(spacing_m=400.0, first_at_m=200.0)),
+                      rsu_height_m=5.0, seed=1)
+        env = simpy.Environment()
+        net = FluidNetwork(env, mobility=mob, radio=radio,
+                           config=NetworkConfig(handover_trigger="a3", handover_interruption_s=0.05))
+        results = []
+
+        def client(v):
+            yield env.timeout(float(mob.trips.t_enter_s[v]) + 1.0)
+            results.append((yield net.transfer(v, 30 * MB, "up")))
+
+        for v in range(mob.trips.n):
+            env.process(client(v))
+        env.run(until=200.0)
+        return results
+
+    a, b = once(), once()
+    assert a == b and len({r.cause for r in a}) >= 2

@@ -1,5 +1,5 @@
 """Channel math against its formulas: TR 37.885 path loss, Friis, log-distance, noise, Shannon, coverage,
-and Gudmundson shadowing (determinism, marginal std, autocorrelation)."""
+Gudmundson shadowing (determinism, marginal std, autocorrelation) and the IEEE 802.11p MCS mapping."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,9 @@ import pytest
 
 from vfedsim.scenario import ChannelProfile, FreeSpacePathLoss, HighwayLosPathLoss, LogDistancePathLoss
 from vfedsim.world.channel import (
-    Shadowing, coverage_radius_m, free_space_path_loss_db, link_budget, median_snr_db, noise_power_dbm,
-    path_loss_db, shannon_rate_bps,
+    MCS_TABLES, Shadowing, coverage_radius_m, free_space_path_loss_db, link_budget, mcs_index, mcs_rate_bps,
+    median_snr_db, noise_power_dbm, packet_error_rate, path_loss_db, rate_from_snr_bps, shannon_rate_bps,
+    usable_snr_db,
 )
 
 C = 299_792_458.0
@@ -144,3 +145,42 @@ def test_shadowing_marginal_std_and_gudmundson_autocorrelation():
     corr = np.corrcoef(x0, x1)[0, 1]
     assert corr == pytest.approx(math.exp(-1.0), abs=0.05)
     assert abs(np.corrcoef(x0, x_far)[0, 1]) < 0.06
+
+
+# ------------------------------------------------------------------------------------ MCS rate mapping
+def test_ieee80211p_table_from_the_standards_sensitivities():
+    t = MCS_TABLES["ieee80211p"]
+    sensitivity_dbm = [-85, -84, -82, -80, -77, -73, -69, -68]  # IEEE 802.11-2020 Table 17-18, 10 MHz
+    noise_dbm = -174 + 10 * math.log10(10e6) + 10  # the standard's assumed noise figure: 10 dB
+    np.testing.assert_allclose(t.min_snr_db, np.array(sensitivity_dbm) - noise_dbm)
+    assert t.rates_bps == (3e6, 4.5e6, 6e6, 9e6, 12e6, 18e6, 24e6, 27e6)
+
+
+def test_mcs_index_and_per_curve():
+    t = MCS_TABLES["ieee80211p"]
+    np.testing.assert_array_equal(mcs_index(t, [5.0, 9.0, 9.5, 13.9, 14.0, 25.9, 26.0, 40.0]),
+                                  [-1, 0, 0, 2, 3, 6, 7, 7])
+    # PER is 10 % at each MCS's minimum SNR and 1/2 at min - ln 9 / slope
+    m = np.arange(8)
+    np.testing.assert_allclose(packet_error_rate(t, m, t.min_snr_db), 0.1)
+    np.testing.assert_allclose(packet_error_rate(t, m, np.array(t.min_snr_db) - math.log(9) / 1.5), 0.5)
+    s = 12.0 + 1.0  # MCS 2 (6 Mbit/s), 1 dB above its minimum: 1 / (1 + 9 e^1.5)
+    assert float(packet_error_rate(t, 2, s)) == pytest.approx(1 / (1 + 9 * math.exp(1.5)))
+    assert float(packet_error_rate(t, -1, 50.0)) == 1.0
+
+
+def test_mcs_goodput_values_and_bandwidth_scaling():
+    t = MCS_TABLES["ieee80211p"]
+    per = 1 / (1 + 9 * math.exp(1.5))
+    assert float(mcs_rate_bps(t, 10e6, 13.0)) == pytest.approx(6e6 * (1 - per))
+    assert float(mcs_rate_bps(t, 20e6, 13.0)) == pytest.approx(12e6 * (1 - per))  # rate x B / 10 MHz
+    assert float(mcs_rate_bps(t, 10e6, 9.0)) == pytest.approx(3e6 * 0.9)
+    assert float(mcs_rate_bps(t, 10e6, 60.0)) == pytest.approx(27e6, rel=1e-12)
+    assert float(mcs_rate_bps(t, 10e6, 8.99)) == 0.0
+    p = ChannelProfile(rate_mapping="mcs", min_snr_db=0.0)
+    assert usable_snr_db(p) == 9.0 and usable_snr_db(ChannelProfile(min_snr_db=3.0)) == 3.0
+    np.testing.assert_allclose(rate_from_snr_bps(p, 10e6, [13.0, 60.0]), [6e6 * (1 - per), 27e6])
+    shannon = ChannelProfile()
+    assert float(rate_from_snr_bps(shannon, 10e6, 10.0)) == float(shannon_rate_bps(10e6, 10.0, 0.6, 6.0))
+    lb = link_budget(p.model_copy(update={"min_snr_db": 9.0}), [10.0, 100.0, 1000.0])
+    np.testing.assert_allclose(lb["rate_bps"], mcs_rate_bps(t, 10e6, lb["snr_db"]))

@@ -121,3 +121,17 @@ def test_empty_road():
     assert m.trips.n == 0
     s = m.state(10.0)
     assert s.position_m.shape == (0, 2) and s.active.shape == (0,)
+
+
+def test_one_vehicle_queries_equal_the_batched_ones():
+    mob = HighwayMobility(HighwayRoad(length_m=3000.0), TrafficConfig(initial_vehicles=30, arrival_rate_per_s=0.2),
+                          seed=4, duration_s=200.0)
+    ids = np.arange(mob.trips.n)
+    for t in (0.0, 17.3, 90.0, 250.0):
+        pos, vel = mob.positions_of(ids, t)
+        trav = mob.travelled_m(ids, t)
+        for i in ids:
+            p1, v1 = mob.positions_of([i], t)
+            np.testing.assert_array_equal(p1[0], pos[i])
+            np.testing.assert_array_equal(v1[0], vel[i])
+            assert mob.travelled_m([i], t)[0] == trav[i]

@@ -1,4 +1,5 @@
-"""RSU placement, association, rates and exact coverage timing against hand computations."""
+"""RSU placement, association, rates and exact coverage timing against hand computations; LOS states,
+NLOSv blockage, fading and MCS rates in the instantaneous SNR and rate."""
 from __future__ import annotations
 
 import math
@@ -6,8 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from vfedsim.scenario import ChannelProfile, HighwayLosPathLoss, HighwayRoad, RSUConfig
-from vfedsim.world.channel import coverage_radius_m, median_snr_db, shannon_rate_bps
+from vfedsim.scenario import (
+    ChannelProfile, HighwayLosPathLoss, HighwayRoad, NlosvPathLoss, NoFading, RayleighFading, RSUConfig,
+    UrbanLosPathLoss, UrbanNlosPathLoss,
+)
+from vfedsim.world.channel import (
+    MCS_TABLES, coverage_radius_m, mcs_rate_bps, median_snr_db, noise_power_dbm, path_loss_db, shannon_rate_bps,
+)
+from vfedsim.world.linkstate import fading_gain, los_probability, los_state
 from vfedsim.world.radio import Radio, rsu_positions
 
 PROFILE = ChannelProfile(path_loss=HighwayLosPathLoss(), min_snr_db=25.0, shadowing_std_db=0.0)
@@ -119,3 +126,111 @@ def test_no_rsus_and_no_vehicles():
     np.testing.assert_array_equal(r.serving([[0.0, 0.0]], current=[-1]), [-1])
     assert r.time_to_coverage_s([[0.0, 0.0]], [[10.0, 0.0]])[0] == math.inf
     assert radio().serving(np.zeros((0, 2))).shape == (0,)
+
+
+# ------------------------------------------------------------------------- LOS state, NLOSv, fading, MCS
+def _state_radio(**update):
+    prof = ChannelProfile(path_loss=UrbanLosPathLoss(), nlos_path_loss=UrbanNlosPathLoss(), los_model="3gpp-urban",
+                          shadowing_std_db=3.0, nlos_shadowing_std_db=4.0, min_snr_db=-50.0,
+                          los_update_period_s=1.0).model_copy(update=update)
+    return Radio(profile=prof, rsu_xy=np.array([[0.0, 0.0]]), rsu_height_m=0.0, seed=4)
+
+
+def test_default_profiles_do_not_vary_in_time():
+    assert not radio().time_varying
+    assert _state_radio().time_varying
+    with pytest.raises(ValueError, match="time_s"):
+        _state_radio().snr_db([0], [[50.0, 0.0]], [0], [0.0], uplink=True)
+
+
+def test_los_state_picks_path_loss_and_shadowing_of_its_state():
+    r = _state_radio()
+    p = r.profile
+    n = 4000
+    v = np.arange(n)
+    d = 120.0
+    pos = np.stack([np.full(n, d), np.zeros(n)], axis=-1)
+    travelled = np.full(n, 33.0)
+    snr = r.snr_db(v, pos, np.zeros(n, dtype=int), travelled, uplink=True, time_s=7.4)
+    los = los_state("3gpp-urban", seed=4, vehicle=v, rsu=0, time_s=7.4, distance_2d_m=d, period_s=1.0)
+    base = 23 + 6 - float(noise_power_dbm(10e6, 9.0))
+    expected = np.where(los, base - float(path_loss_db(UrbanLosPathLoss(), d, p.carrier_hz))
+                        - r.shadowing.value_db(v, 0, travelled),
+                        base - float(path_loss_db(UrbanNlosPathLoss(), d, p.carrier_hz))
+                        - r.nlos_shadowing.value_db(v, 0, travelled))
+    np.testing.assert_allclose(snr, expected)
+    assert los.mean() == pytest.approx(float(los_probability("3gpp-urban", d)), abs=0.03)
+    # the two states' shadowing processes are independent, with their own standard deviations
+    a, b = r.shadowing.value_db(v, 0, travelled), r.nlos_shadowing.value_db(v, 0, travelled)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.05
+    assert a.std() == pytest.approx(3.0, rel=0.06) and b.std() == pytest.approx(4.0, rel=0.06)
+    # the same time slot gives the same SNR (a stationary vehicle); batching and order do not matter
+    again = np.array([r.snr_db([i], pos[:1], [0], [33.0], uplink=True, time_s=7.9)[0] for i in v[:20][::-1]])
+    np.testing.assert_allclose(again[::-1], snr[:20])
+
+
+def test_nlosv_adds_a_floored_random_blockage():
+    nlosv = NlosvPathLoss(blockage_mean_db=5.0, blockage_std_db=4.0)
+    r = _state_radio(los_model="3gpp-highway", path_loss=HighwayLosPathLoss(), nlos_path_loss=nlosv,
+                     shadowing_std_db=0.0, nlos_shadowing_std_db=0.0)
+    n = 20000
+    v = np.arange(n)
+    pos = np.tile([[300.0, 0.0]], (n, 1))
+    snr = r.snr_db(v, pos, np.zeros(n, dtype=int), np.zeros(n), uplink=True, time_s=1.0)
+    los_snr = float(r.snr_db([0], [[300.0, 0.0]], [0], [0.0], uplink=True, time_s=1.0)[0])
+    loss = los_snr - snr  # the extra loss of blocked links
+    blocked = loss > 1e-9
+    p_los = float(los_probability("3gpp-highway", 300.0))
+    assert np.mean(loss < 1e-9) == pytest.approx(p_los + (1 - p_los) * 0.5 * math.erfc(5 / 4 / math.sqrt(2)),
+                                                 abs=0.02)
+    assert np.mean(loss[blocked]) > 5.0  # a floored normal, mean 5 dB, has a larger conditional mean
+    assert np.all(loss >= -1e-9)
+
+
+def test_fading_enters_the_snr_and_mcs_the_rate():
+    prof = ChannelProfile(path_loss=HighwayLosPathLoss(), shadowing_std_db=0.0, fading=RayleighFading(),
+                          rate_mapping="mcs", min_snr_db=0.0, fading_period_s=0.5)
+    r = Radio(profile=prof, rsu_xy=np.array([[0.0, 0.0]]), rsu_height_m=0.0, seed=2)
+    flat = radio(xs=(0.0,), height=0.0, profile=prof.model_copy(update={"fading": NoFading()}))
+    n = 50000
+    v = np.arange(n)
+    pos = np.tile([[400.0, 0.0]], (n, 1))
+    args = (v, pos, np.zeros(n, dtype=int), np.zeros(n))
+    g = fading_gain(RayleighFading(), seed=2, vehicle=v, rsu=0, time_s=3.2, distance_m=400.0, period_s=0.5)
+    snr = r.snr_db(*args, uplink=True, time_s=3.2)
+    np.testing.assert_allclose(snr, flat.snr_db(*args, uplink=True) + 10 * np.log10(g))
+    rate = r.rate_bps(*args, uplink=True, time_s=3.2)
+    np.testing.assert_allclose(rate, np.where(snr >= 9.0, mcs_rate_bps(MCS_TABLES["ieee80211p"], 10e6, snr), 0.0))
+    assert 0 < np.mean(rate == 0.0) < 1  # deep fades are outages
+
+
+def test_rsrp_has_no_fading_and_the_rsu_power():
+    prof = PROFILE.model_copy(update={"rsu_tx_power_dbm": 30.0, "fading": RayleighFading()})
+    r = radio(xs=(0.0, 500.0), profile=prof)
+    rx = r.rsrp_dbm([1, 1], [[100.0, 0.0], [100.0, 0.0]], [0, 1], [0.0, 0.0], time_s=0.0)
+    d = np.hypot([100.0, 400.0], 5.0)
+    np.testing.assert_allclose(rx, 30 + 6 - path_loss_db(HighwayLosPathLoss(), d, 5.9e9))
+    assert r.rsrp_dbm([1], [[0.0, 0.0]], [-1], [0.0], time_s=0.0)[0] == -np.inf
+
+
+def test_one_link_exit_time_equals_the_vectorised_one():
+    r = radio(xs=(0.0, 900.0))
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(-700, 700, (400, 2))
+    vel = rng.uniform(-40, 40, (400, 2))
+    vel[::7] = 0.0
+    rsu = rng.integers(-1, 2, 400)
+    batch = r.time_to_exit_s(pos, vel, rsu)
+    one = np.array([r.time_to_exit_s(pos[i:i + 1], vel[i:i + 1], rsu[i:i + 1])[0] for i in range(400)])
+    np.testing.assert_array_equal(batch, one)
+    assert (batch > 0).any() and (batch == 0).any() and np.isinf(batch).any()
+
+
+def test_one_position_serving_equals_the_batched_one():
+    r = Radio(profile=ChannelProfile(), rsu_xy=[[0.0, 10.0], [500.0, 10.0], [1000.0, 10.0]], rsu_height_m=5.0,
+              seed=0)
+    rng = np.random.default_rng(0)
+    pos = np.concatenate([rng.uniform(-600, 1600, (500, 2)), [[250.0, 10.0], [750.0, 10.0]]])
+    batch = r.serving(pos)
+    np.testing.assert_array_equal(batch, [r.serving(pos[i:i + 1])[0] for i in range(pos.shape[0])])
+    assert (batch == -1).any() and batch[-2] == 0 and batch[-1] == 1  # ties go to the lower index

@@ -188,7 +188,7 @@ class FluidNetwork:
         self._time_varying = bool(getattr(radio, "time_varying", False))
         self._a3 = config.handover_trigger == "a3"
         self._n = 0
-        self._c = {name: np.full(16, default, dtype=dt) for name, (dt, default) in _COLUMNS.items()}
+        self._c = self._allocate(16)
         self._events: dict[int, simpy.Event] = {}  # flow id -> the event its result goes to
         self._next_fid = 0
         groups = 2 * max(int(radio.n_rsus), 1)
@@ -346,11 +346,22 @@ class FluidNetwork:
                                    bandwidth_hz=self.uplink_hz if up else self.downlink_hz, **extra)
 
     # ----------------------------------------------------------------------------------- flow table
+    def _allocate(self, capacity: int) -> dict[str, np.ndarray]:
+        """Empty columns for ``capacity`` flows; the due-time columns are rows of one (4, capacity) array
+        (``_due_times``), so that planning takes all their minima in one call."""
+        self._due_times = np.full((len(_DUE), capacity), math.inf)
+        cols = {name: np.full(capacity, default, dtype=dt) for name, (dt, default) in _COLUMNS.items()
+                if name not in _DUE}
+        cols.update({name: self._due_times[k] for k, name in enumerate(_DUE)})
+        return cols
+
     def _append(self, **values: Any) -> int:
         n = self._n
         if n == self._c["fid"].shape[0]:
-            self._c = {name: np.concatenate([col, np.full_like(col, _COLUMNS[name][1])])
-                       for name, col in self._c.items()}
+            old = self._c
+            self._c = self._allocate(2 * n)
+            for name, col in old.items():
+                self._c[name][:n] = col[:n]
         for name, col in self._c.items():
             col[n] = values.get(name, _COLUMNS[name][1])
         self._n = n + 1
@@ -466,9 +477,9 @@ class FluidNetwork:
         if n == 0:
             self._tick_at = math.inf
             return
-        c = self._c
-        self._due = {name: float(c[name][:n].min()) for name in _DUE}
-        due = min(float(self._g_next.min()), self._tick_at, *self._due.values())
+        minima = self._due_times[:, :n].min(axis=1).tolist()
+        self._due = dict(zip(_DUE, minima))
+        due = min(float(self._g_next.min()), self._tick_at, *minima)
         if due < self._timer_at:
             self._timer_token += 1
             self._timer_at = due
@@ -572,8 +583,9 @@ class FluidNetwork:
         """Trigger the result events of flow ``rows`` (ok where the cause is None) in (vehicle, flow id)
         order, and drop them."""
         c = self._c
-        order = np.lexsort((c["fid"][rows], c["vehicle"][rows]))
-        rows, causes = rows[order], causes[order]
+        if rows.size > 1:
+            order = np.lexsort((c["fid"][rows], c["vehicle"][rows]))
+            rows, causes = rows[order], causes[order]
         groups = set()
         for i, cause in zip(rows.tolist(), causes.tolist()):
             if c["fin"][i] < math.inf:

@@ -105,9 +105,21 @@ class TripMobility:
         pos, vel, active = self._kinematics(slice(None), float(t))
         return MobilityState(time_s=float(t), position_m=pos, velocity_mps=vel, active=active)
 
+    def _one(self, i: int, t: float) -> tuple[float, bool]:
+        """`_clock` of one vehicle on Python floats (the same arithmetic): seconds driven, on the road."""
+        enter = float(self.trips.t_enter_s[i])
+        return min(max(t - enter, 0.0), float(self._span[i])), enter <= t < float(self.trips.t_exit_s[i])
+
     def positions_of(self, ids: ArrayLike, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Positions (k, 2) [m] and velocities (k, 2) [m/s] of vehicles ``ids`` at time ``t`` [s]."""
-        pos, vel, _ = self._kinematics(np.asarray(ids, dtype=np.int64).reshape(-1), float(t))
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if ids.size == 1:  # one vehicle: fewer numpy calls, the same numbers
+            i = int(ids[0])
+            elapsed, active = self._one(i, float(t))
+            vx = float(self._vx[i])
+            return (np.array([[float(self.trips.x_enter_m[i]) + vx * elapsed, float(self.trips.y_m[i])]]),
+                    np.array([[vx if active else 0.0, 0.0]]))
+        pos, vel, _ = self._kinematics(ids, float(t))
         return pos, vel
 
     def active_of(self, ids: ArrayLike, t: float) -> np.ndarray:
@@ -117,6 +129,9 @@ class TripMobility:
     def travelled_m(self, ids: ArrayLike, t: float) -> np.ndarray:
         """Distance [m] each of ``ids`` has driven since its trip began, at ``t`` [s] (0 before, trip at end)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if ids.size == 1:
+            i = int(ids[0])
+            return np.array([self._one(i, float(t))[0] * float(self.trips.speed_mps[i])])
         return self._clock(ids, float(t))[0] * self.trips.speed_mps[ids]
 
 

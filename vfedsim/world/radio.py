@@ -2,8 +2,16 @@
 
 Coverage is a disc: a vehicle is covered by an RSU where the *median* SNR of both directions is at least
 ``profile.min_snr_db``, which is a horizontal distance of at most `Radio.coverage_radius_m` (the SNR falls
-monotonically with distance). Inside the disc, shadowing makes the instantaneous SNR vary; where it is below
-``min_snr_db`` the link is in outage (rate 0). Positions are [m] (x along the road, y across it), velocities
+monotonically with distance). Inside the disc, shadowing, the LOS state and fading make the instantaneous
+SNR vary; where it is below ``min_snr_db`` (or below the lowest MCS of an MCS table) the link is in outage
+(rate 0).
+
+Instantaneous SNR of a link at time t (`Radio.snr_db`): median SNR with the path loss of the link's state
+(``path_loss`` when LOS or without a LOS model, ``nlos_path_loss`` otherwise; NLOSv adds its random blockage
+loss, drawn per link and LOS slot), minus that state's shadowing (two independent Gudmundson processes per
+link, one per state, with the state's standard deviation, so a change of state draws a fresh value: the
+spatially consistent procedure of TR 38.901 §7.6.3.1 also keeps separate LOS and NLOS maps), plus
+10 log10 of the fading gain (`vfedsim.world.linkstate`). Positions are [m] (x along the road, y across it), velocities
 [m/s], times [s]. Vehicle antennas are at road level; ``rsu_height_m`` is the RSU antenna's height above them.
 
 Geometry uses a tolerance of `COVERAGE_TOLERANCE_M` (1 um) on the disc's edge, so that a vehicle that has
@@ -16,8 +24,13 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..scenario import ChannelProfile, HighwayRoad, RSUConfig
-from .channel import Shadowing, coverage_radius_m, direction_bandwidth_hz, median_snr_db, shannon_rate_bps
+from ..scenario import ChannelProfile, HighwayRoad, NoFading, RSUConfig
+from .channel import (
+    THERMAL_NOISE_DBM_PER_HZ, Shadowing, coverage_radius_m, direction_bandwidth_hz, noise_power_dbm,
+    rate_from_snr_bps, usable_snr_db,
+)
+from .linkstate import fading_gain, link_normal, los_state, time_slot
+from .pathloss import is_nlosv, nlosv_blockage_db, nlosv_los_loss_db, path_loss_db
 
 __all__ = ["rsu_positions", "Radio", "COVERAGE_TOLERANCE_M"]
 
@@ -58,22 +71,54 @@ def _exit_time_s(q: np.ndarray, v: np.ndarray, radius: float) -> np.ndarray:
     return np.where(inside, out, 0.0)
 
 
+def _exit_time_one(qx: float, qy: float, vx: float, vy: float, radius: float) -> float:
+    """`_exit_time_s` of one offset and velocity, on Python floats (the same operations, the same result)."""
+    qq = qx * qx + qy * qy
+    if not qq <= (radius + COVERAGE_TOLERANCE_M) ** 2:
+        return 0.0
+    if math.isinf(radius):
+        return math.inf
+    a = vx * vx + vy * vy
+    if not a > 0.0:
+        return math.inf
+    b = 2.0 * (qx * vx + qy * vy)
+    c = qq - radius * radius
+    disc = b * b - 4.0 * a * c
+    if not disc >= 0.0:
+        return 0.0
+    sq = math.sqrt(max(disc, 0.0))
+    root = -2.0 * c / (b + sq) if b > 0.0 else (sq - b) / (2.0 * a)
+    return max(root, 0.0)
+
+
 class Radio:
     """The RSUs' links: who serves whom, at what SNR and rate, and for how long.
 
     ``rsu_xy`` (R, 2) [m] (see `rsu_positions`), ``rsu_height_m`` [m], ``seed`` for the links' shadowing
-    (`vfedsim.world.channel.Shadowing`). ``coverage_radius_m`` [m] is horizontal and uses the profile's
-    bandwidths; ``n_rsus`` is R.
+    (`vfedsim.world.channel.Shadowing`), LOS states and fading (`vfedsim.world.linkstate`).
+    ``coverage_radius_m`` [m] is horizontal and uses the profile's bandwidths; ``n_rsus`` is R.
+    ``time_varying`` says whether a link's quality changes while its vehicle stands still (a LOS model,
+    fading or NLOSv blockage); then the link-quality methods need ``time_s``.
     """
 
     def __init__(self, *, profile: ChannelProfile, rsu_xy: ArrayLike, rsu_height_m: float, seed: int) -> None:
         self.profile = profile
+        self.seed = int(seed)
         self.rsu_xy = np.asarray(rsu_xy, dtype=np.float64).reshape(-1, 2)
         self.rsu_height_m = float(rsu_height_m)
         self.n_rsus = int(self.rsu_xy.shape[0])
         self.coverage_radius_m = coverage_radius_m(profile, height_m=self.rsu_height_m)
+        self.min_usable_snr_db = usable_snr_db(profile)
         self.shadowing = Shadowing(seed=seed, std_db=profile.shadowing_std_db,
                                    decorrelation_m=profile.shadowing_decorrelation_m)
+        nlos_std = profile.nlos_shadowing_std_db
+        self.nlos_shadowing = Shadowing(seed=seed, std_db=profile.shadowing_std_db if nlos_std is None else nlos_std,
+                                        decorrelation_m=profile.shadowing_decorrelation_m, kind="shadowing-nlos")
+        self._base_cache: dict[tuple[bool, float | None], float] = {}
+        self._has_los = profile.los_model != "none"
+        self._has_fading = not isinstance(profile.fading, NoFading)
+        self._blocked = is_nlosv(profile.path_loss) or (self._has_los and is_nlosv(profile.nlos_path_loss))
+        self.time_varying = self._has_los or self._has_fading or self._blocked
 
     # ------------------------------------------------------------------------------------ association
     def _offsets(self, position_m: ArrayLike) -> np.ndarray:
@@ -92,12 +137,21 @@ class Radio:
         best = np.argmin(masked, axis=1)
         return np.where(ok.any(axis=1), best, -1).astype(np.int64)
 
+    def covering(self, position_m: ArrayLike) -> np.ndarray:
+        """(N, R) bool: which RSUs' coverage discs hold each position."""
+        return self._covering(self._offsets(position_m))[1]
+
     def serving(self, position_m: ArrayLike, current: ArrayLike | None = None) -> np.ndarray:
         """(N,) serving RSU index per position, -1 outside every coverage disc.
 
         A vehicle keeps ``current`` (its previous RSU, -1 for none) while that RSU still covers it (no
         ping-pong); otherwise it takes the nearest covering RSU (lowest index on a tie).
         """
+        if current is None and self.n_rsus and np.size(position_m) == 2:  # one position: fewer numpy calls
+            q = self.rsu_xy - np.asarray(position_m, dtype=np.float64).reshape(2)
+            d2 = q[:, 0] ** 2 + q[:, 1] ** 2  # the same arithmetic as `_covering`
+            best = int(np.argmin(d2))
+            return np.array([best if d2[best] <= (self.coverage_radius_m + COVERAGE_TOLERANCE_M) ** 2 else -1])
         d2, cov = self._covering(self._offsets(position_m))
         best = self._nearest(d2, cov)
         if current is None or self.n_rsus == 0:
@@ -121,40 +175,128 @@ class Radio:
         return self._nearest(d2, cov)
 
     # ------------------------------------------------------------------------------------ link quality
-    def snr_db(self, vehicle_ids: ArrayLike, position_m: ArrayLike, rsu_ids: ArrayLike, travelled_m: ArrayLike,
-               *, uplink: bool | ArrayLike, bandwidth_hz: ArrayLike | None = None) -> np.ndarray:
-        """(k,) instantaneous SNR [dB] of each vehicle's link to ``rsu_ids`` (-inf where the id is -1).
-
-        Median SNR at the 3D distance (`vfedsim.world.channel.median_snr_db`) minus the link's shadowing at
-        the distance the vehicle has travelled [m]. ``uplink`` is one flag or one per link;
-        ``bandwidth_hz`` (scalar or per link) overrides the noise bandwidth.
-        """
+    def _geometry(self, position_m: ArrayLike, rsu_ids: ArrayLike
+                  ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray, np.ndarray]:
+        """RSU ids (-1 replaced by 0), whether all were valid, the valid mask, 2D and 3D distances [m]."""
         rsu = np.asarray(rsu_ids, dtype=np.int64).reshape(-1)
         p = np.asarray(position_m, dtype=np.float64).reshape(-1, 2)
         valid = rsu >= 0
-        c = self.rsu_xy[np.where(valid, rsu, 0)] if self.n_rsus else np.zeros_like(p)
-        dx, dy = p[:, 0] - c[:, 0], p[:, 1] - c[:, 1]
-        d3 = np.sqrt(dx * dx + dy * dy + self.rsu_height_m ** 2)
-        snr = median_snr_db(self.profile, d3, uplink=uplink, bandwidth_hz=bandwidth_hz)
-        if valid.any():
-            snr = snr - self.shadowing.value_db(np.asarray(vehicle_ids, dtype=np.int64).reshape(-1),
-                                                np.where(valid, rsu, 0), travelled_m)
-        return np.where(valid, snr, -np.inf)
+        every = bool(valid.all())
+        if not every:
+            rsu = np.where(valid, rsu, 0)
+        q = p - self.rsu_xy[rsu] if self.n_rsus else p
+        d2 = np.einsum("ij,ij->i", q, q)
+        return rsu, every, valid, np.sqrt(d2), np.sqrt(d2 + self.rsu_height_m ** 2)
+
+    def _base_db(self, uplink: bool | ArrayLike, bandwidth_hz: ArrayLike | None) -> ArrayLike:
+        """P_tx + 2 G - noise [dB] of each link (a float when both arguments are scalars)."""
+        p = self.profile
+        if np.ndim(uplink) == 0 and np.ndim(bandwidth_hz) == 0:
+            up = bool(uplink)
+            key = (up, None if bandwidth_hz is None else float(bandwidth_hz))
+            base = self._base_cache.get(key)
+            if base is None:
+                bw = key[1] if key[1] is not None else (p.bandwidth_hz if up else p.downlink_hz)
+                base = (p.vehicle_tx_power_dbm if up else p.rsu_tx_power_dbm) + 2.0 * p.antenna_gain_dbi - (
+                    THERMAL_NOISE_DBM_PER_HZ + 10.0 * float(np.log10(bw)) + p.noise_figure_db)
+                self._base_cache[key] = base
+            return base
+        up = np.asarray(uplink, dtype=bool)
+        if bandwidth_hz is None:
+            bandwidth_hz = direction_bandwidth_hz(p, up)
+        tx = np.where(up, p.vehicle_tx_power_dbm, p.rsu_tx_power_dbm)
+        return tx + 2.0 * p.antenna_gain_dbi - noise_power_dbm(bandwidth_hz, p.noise_figure_db)
+
+    def _time(self, time_s: ArrayLike | None) -> ArrayLike:
+        if time_s is None:
+            raise ValueError(f"channel profile {self.profile.profile!r} varies with time (LOS state, fading or "
+                             "NLOSv blockage): pass time_s")
+        return time_s
+
+    def _loss_db(self, vehicles: np.ndarray, rsu: np.ndarray, d2: np.ndarray, d3: np.ndarray,
+                 travelled_m: ArrayLike, time_s: ArrayLike | None) -> np.ndarray:
+        """Path loss of each link's state plus its shadowing [dB] (no fading); ``rsu`` all valid."""
+        p, fc = self.profile, self.profile.carrier_hz
+        if not self.time_varying:
+            return path_loss_db(p.path_loss, d3, fc, distance_2d_m=d2) + self.shadowing.value_db(
+                vehicles, rsu, travelled_m)
+        t = self._time(time_s)
+        los = (los_state(p.los_model, seed=self.seed, vehicle=vehicles, rsu=rsu, time_s=t, distance_2d_m=d2,
+                         period_s=p.los_update_period_s)
+               if self._has_los else np.ones(vehicles.shape, dtype=bool))
+        loss = self._state_loss_db(p.path_loss, vehicles, rsu, d2, d3, t)
+        loss = loss + self.shadowing.value_db(vehicles, rsu, travelled_m) if self.shadowing.std_db else loss
+        if self._has_los and not los.all():
+            n = ~los
+            nloss = (self._state_loss_db(p.nlos_path_loss, vehicles[n], rsu[n], d2[n], d3[n],
+                                         np.broadcast_to(np.asarray(t, dtype=np.float64), los.shape)[n])
+                     + self.nlos_shadowing.value_db(vehicles[n], rsu[n],
+                                                    np.broadcast_to(np.asarray(travelled_m), los.shape)[n]))
+            loss = np.array(loss, dtype=np.float64)
+            loss[n] = nloss
+        return loss
+
+    def _state_loss_db(self, model: object, vehicles: np.ndarray, rsu: np.ndarray, d2: np.ndarray,
+                       d3: np.ndarray, time_s: ArrayLike) -> np.ndarray:
+        fc = self.profile.carrier_hz
+        if not is_nlosv(model):
+            return path_loss_db(model, d3, fc, distance_2d_m=d2)
+        z = link_normal(self.seed, "blockage", vehicles, rsu, time_slot(time_s, self.profile.los_update_period_s))
+        return nlosv_los_loss_db(model, d3, fc) + nlosv_blockage_db(model, d3, z)
+
+    def snr_db(self, vehicle_ids: ArrayLike, position_m: ArrayLike, rsu_ids: ArrayLike, travelled_m: ArrayLike,
+               *, uplink: bool | ArrayLike, bandwidth_hz: ArrayLike | None = None,
+               time_s: ArrayLike | None = None) -> np.ndarray:
+        """(k,) instantaneous SNR [dB] of each vehicle's link to ``rsu_ids`` (-inf where the id is -1).
+
+        P_tx + 2 G - (path loss of the link's state + its shadowing at the distance the vehicle has travelled
+        [m]) - noise + 10 log10(fading gain) (see the module docstring). ``uplink`` is one flag or one per
+        link; ``bandwidth_hz`` (scalar or per link) overrides the noise bandwidth; ``time_s`` [s] (scalar or
+        per link) is needed when the channel is `time_varying`.
+        """
+        p = self.profile
+        rsu, every, valid, d2, d3 = self._geometry(position_m, rsu_ids)
+        vehicles = np.asarray(vehicle_ids, dtype=np.int64).reshape(-1)
+        if vehicles.shape != rsu.shape:
+            vehicles = np.broadcast_to(vehicles, rsu.shape)
+        if not every and not valid.any():
+            return np.full(rsu.shape, -np.inf)
+        snr = self._base_db(uplink, bandwidth_hz) - self._loss_db(vehicles, rsu, d2, d3, travelled_m, time_s)
+        if self._has_fading:
+            g = fading_gain(p.fading, seed=self.seed, vehicle=vehicles, rsu=rsu, time_s=self._time(time_s),
+                            distance_m=d3, period_s=p.fading_period_s)
+            snr = snr + 10.0 * np.log10(np.maximum(g, 1e-300))
+        return snr if every else np.where(valid, snr, -np.inf)
 
     def rate_bps(self, vehicle_ids: ArrayLike, position_m: ArrayLike, rsu_ids: ArrayLike, travelled_m: ArrayLike,
-                 *, uplink: bool | ArrayLike, bandwidth_hz: ArrayLike | None = None) -> np.ndarray:
-        """(k,) full-band instantaneous rate [bit/s] (no sharing), shadowing included.
+                 *, uplink: bool | ArrayLike, bandwidth_hz: ArrayLike | None = None,
+                 time_s: ArrayLike | None = None) -> np.ndarray:
+        """(k,) full-band instantaneous rate [bit/s] (no sharing): shadowing, LOS state and fading included.
 
-        `shannon_rate_bps` of `snr_db` over the direction's bandwidth (``bandwidth_hz`` if given, else the
-        profile's, `direction_bandwidth_hz`); 0 where the SNR is below ``min_snr_db`` (outage) or the RSU
-        id is -1. ``uplink`` is one flag or one per link.
+        The profile's `rate_from_snr_bps` (Shannon or MCS goodput) of `snr_db` over the direction's bandwidth
+        (``bandwidth_hz`` if given, else the profile's, `direction_bandwidth_hz`); 0 where the SNR is below
+        ``min_snr_db`` or the lowest MCS (outage) or the RSU id is -1. ``uplink`` is one flag or one per link.
         """
         p = self.profile
         bw = bandwidth_hz if bandwidth_hz is not None else direction_bandwidth_hz(p, uplink)
-        snr = self.snr_db(vehicle_ids, position_m, rsu_ids, travelled_m, uplink=uplink, bandwidth_hz=bw)
-        usable = snr >= p.min_snr_db
-        rate = shannon_rate_bps(bw, np.where(usable, snr, 0.0), p.efficiency, p.max_spectral_efficiency)
+        snr = self.snr_db(vehicle_ids, position_m, rsu_ids, travelled_m, uplink=uplink, bandwidth_hz=bw,
+                          time_s=time_s)
+        usable = snr >= self.min_usable_snr_db
+        rate = rate_from_snr_bps(p, bw, np.where(usable, snr, p.min_snr_db))
         return np.where(usable, rate, 0.0)
+
+    def rsrp_dbm(self, vehicle_ids: ArrayLike, position_m: ArrayLike, rsu_ids: ArrayLike, travelled_m: ArrayLike,
+                 *, time_s: ArrayLike | None = None) -> np.ndarray:
+        """(k,) received power [dBm] of each RSU's signal at the vehicle: RSU tx power + 2 G - path loss of the
+        link's state - shadowing; no fading (a handover measurement averages it out). -inf where the id is -1."""
+        p = self.profile
+        rsu, every, valid, d2, d3 = self._geometry(position_m, rsu_ids)
+        vehicles = np.broadcast_to(np.asarray(vehicle_ids, dtype=np.int64).reshape(-1), rsu.shape)
+        if not every and not valid.any():
+            return np.full(rsu.shape, -np.inf)
+        rx = p.rsu_tx_power_dbm + 2.0 * p.antenna_gain_dbi - self._loss_db(vehicles, rsu, d2, d3, travelled_m,
+                                                                         time_s)
+        return rx if every else np.where(valid, rx, -np.inf)
 
     # ---------------------------------------------------------------------------------- coverage timing
     def time_to_exit_s(self, position_m: ArrayLike, velocity_mps: ArrayLike, rsu_ids: ArrayLike) -> np.ndarray:
@@ -166,6 +308,12 @@ class Radio:
         rsu = np.asarray(rsu_ids, dtype=np.int64).reshape(-1)
         p = np.asarray(position_m, dtype=np.float64).reshape(-1, 2)
         v = np.asarray(velocity_mps, dtype=np.float64).reshape(-1, 2)
+        if rsu.size == 1:  # one link: the same arithmetic on Python floats (fewer numpy calls)
+            r = int(rsu[0])
+            if r < 0:
+                return np.zeros(1)
+            return np.array([_exit_time_one(float(p[0, 0] - self.rsu_xy[r, 0]), float(p[0, 1] - self.rsu_xy[r, 1]),
+                                            float(v[0, 0]), float(v[0, 1]), self.coverage_radius_m)])
         valid = rsu >= 0
         if not valid.any():
             return np.zeros(rsu.shape)
