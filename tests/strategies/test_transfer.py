@@ -588,3 +588,20 @@ def test_same_results_with_los_states_and_fading():
 
     a, b = once(), once()
     assert a == b and len({r.cause for r in a}) >= 2
+
+
+def test_a_vehicle_leaving_a_disc_on_its_edge_is_not_covered_by_it():
+    env, net, radio, mob = world([(0.0, 0.0, 25.0, 0.0, math.inf)], rsu_xs=(0.0, 3000.0))
+    R = radio.coverage_radius_m
+    out = []
+
+    def proc():
+        yield env.timeout(R / 25.0)  # exactly on RSU 0's edge, driving out
+        out.append((net.serving_rsu(0), net.time_to_coverage_s(0), net.dwell_time_s(0)))
+        out.append((yield net.transfer(0, MB, "up")).cause)
+
+    env.process(proc())
+    env.run()
+    rsu, wait, dwell = out[0]
+    assert rsu == -1 and dwell == 0.0 and out[1] == "no_coverage"
+    assert wait == pytest.approx((3000.0 - R - R) / 25.0)  # until RSU 1's disc, not 0

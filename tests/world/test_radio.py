@@ -234,3 +234,18 @@ def test_one_position_serving_equals_the_batched_one():
     batch = r.serving(pos)
     np.testing.assert_array_equal(batch, [r.serving(pos[i:i + 1])[0] for i in range(pos.shape[0])])
     assert (batch == -1).any() and batch[-2] == 0 and batch[-1] == 1  # ties go to the lower index
+
+
+def test_attach_skips_a_disc_the_vehicle_is_leaving():
+    r = radio(xs=(0.0, 500.0))
+    R = r.coverage_radius_m
+    edge = [[-R, 0.0]]  # RSU 0's far edge: no other disc
+    assert r.serving(edge)[0] == 0
+    np.testing.assert_array_equal(r.attach(edge, [[-25.0, 0.0]]), [-1])  # driving out
+    np.testing.assert_array_equal(r.attach(edge, [[25.0, 0.0]]), [0])  # driving in
+    np.testing.assert_array_equal(r.attach(edge, [[0.0, 0.0]]), [0])  # parked
+    assert r.time_to_coverage_s(edge, [[-25.0, 0.0]])[0] == math.inf
+    assert r.time_to_coverage_s(edge, [[25.0, 0.0]])[0] == 0.0
+    many = np.array([[-R, 0.0], [-R, 0.0], [100.0, 0.0], [0.0, 0.0]])
+    vel = np.array([[-25.0, 0.0], [25.0, 0.0], [25.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(r.attach(many, vel), [r.attach(many[i:i + 1], vel[i:i + 1])[0] for i in range(4)])

@@ -30,7 +30,9 @@ no fading) has exceeded the serving one's by more than ``handover_hysteresis_db`
 time-to-trigger is rounded up to them). All flows of a vehicle hand over together. After a handover a flow
 carries nothing for ``handover_interruption_s``; ``handover: continue`` keeps its bytes, ``restart`` starts
 it again from zero at the new RSU (``bytes_done`` then counts the last attempt only), ``drop`` ends it.
-Idle vehicles (no flow) are associated with the nearest covering RSU (the strongest by median power).
+Idle vehicles (no flow) are associated with the nearest covering RSU (the strongest by median power) that
+keeps them for a positive time (`vfedsim.world.radio.Radio.attach`), so that a vehicle on a disc's edge
+driving out is not "covered" by it: asking for coverage and retrying at once cannot loop in zero time.
 
 A flow ends in one of these ways: success; or ``ok=False`` with a cause from `FAIL_CAUSES`:
 
@@ -286,21 +288,21 @@ class FluidNetwork:
 
     # ----------------------------------------------------------------------------- batched queries
     def _where(self, vehicle: int, t: float) -> tuple[np.ndarray, np.ndarray, int]:
-        """Position (1, 2), velocity (1, 2) and nearest covering RSU of one vehicle on the road at ``t``,
-        remembered for the current instant (a strategy typically asks, then starts a transfer)."""
+        """Position (1, 2), velocity (1, 2) and the RSU it would attach to (`Radio.attach`) of one vehicle on
+        the road at ``t``, remembered for the current instant (a strategy asks, then starts a transfer)."""
         if self._memo_t != t:
             self._memo_t, self._memo = t, {}
         hit = self._memo.get(vehicle)
         if hit is None:
             pos, vel = self.mobility.positions_of(np.array([vehicle]), t)
-            hit = self._memo[vehicle] = (pos, vel, int(self.radio.serving(pos)[0]))
+            hit = self._memo[vehicle] = (pos, vel, int(self.radio.attach(pos, vel)[0]))
         return hit
 
     def _links(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions, velocities and serving RSUs (-1: none) of ``ids`` now."""
         now, mob = self.env.now, self.mobility
         pos, vel = mob.positions_of(ids, now)
-        rsu = np.where(mob.active_of(ids, now), self.radio.serving(pos), -1)
+        rsu = np.where(mob.active_of(ids, now), self.radio.attach(pos, vel), -1)
         if self._vehicles:  # a vehicle in flight is served by its flows' RSU
             get = self._vehicles.get
             for k, v in enumerate(ids.tolist()):
@@ -536,7 +538,7 @@ class FluidNetwork:
                 target = self.radio.handover_target(pos, vel, state_rsu)
                 for v, new in zip(vehicles.tolist(), target.tolist()):
                     if new >= 0:
-                        self._handover(v, new, t)
+                        self._handover(v, new, t, rows=exits[c["vehicle"][exits] == v])
                 left = exits[np.isin(c["vehicle"][exits], vehicles[target < 0])]
             ending.append(left)
             causes += ["left_coverage"] * left.size
@@ -550,10 +552,11 @@ class FluidNetwork:
         if rows.size:
             self._finish(rows, np.array(causes, dtype=object), t)
 
-    def _handover(self, vehicle: int, new_rsu: int, t: float) -> None:
-        """Move every flow of ``vehicle`` to ``new_rsu`` at ``t`` (modes continue and restart)."""
+    def _handover(self, vehicle: int, new_rsu: int, t: float, rows: np.ndarray | None = None) -> None:
+        """Move the flows of ``vehicle`` (all, or ``rows``) to ``new_rsu`` at ``t`` (continue and restart)."""
         c, n = self._c, self._n
-        rows = np.flatnonzero(c["vehicle"][:n] == vehicle)
+        if rows is None:
+            rows = np.flatnonzero(c["vehicle"][:n] == vehicle)
         rows = rows[np.argsort(c["fid"][rows])]
         groups = set()
         for i in rows.tolist():

@@ -160,6 +160,21 @@ class Radio:
         keep = (cur >= 0) & cov[np.arange(cov.shape[0]), np.clip(cur, 0, self.n_rsus - 1)]
         return np.where(keep, cur, best)
 
+    def attach(self, position_m: ArrayLike, velocity_mps: ArrayLike) -> np.ndarray:
+        """(N,) the RSU a vehicle without a transfer attaches to now: the nearest one whose disc holds it and
+        keeps it for a positive time (lowest index on a tie), -1 if none. Unlike `serving`, a vehicle on a
+        disc's edge driving outwards is not attached to that disc (it would leave it at once)."""
+        p = np.asarray(position_m, dtype=np.float64).reshape(-1, 2)
+        v = np.asarray(velocity_mps, dtype=np.float64).reshape(-1, 2)
+        if p.shape[0] == 1 and self.n_rsus:
+            best = int(self.serving(p)[0])
+            if best < 0 or self.time_to_exit_s(p, v, np.array([best]))[0] > _MIN_DWELL_S:
+                return np.array([best])
+        q = self._offsets(p)
+        d2, cov = self._covering(q)
+        cov &= _exit_time_s(q, v.reshape(-1, 1, 2), self.coverage_radius_m) > _MIN_DWELL_S
+        return self._nearest(d2, cov)
+
     def handover_target(self, position_m: ArrayLike, velocity_mps: ArrayLike, current: ArrayLike) -> np.ndarray:
         """(N,) the RSU that takes over a vehicle leaving ``current``'s disc now, or -1.
 
@@ -321,10 +336,10 @@ class Radio:
         return np.where(valid, _exit_time_s(q, v, self.coverage_radius_m), 0.0)
 
     def time_to_coverage_s(self, position_m: ArrayLike, velocity_mps: ArrayLike) -> np.ndarray:
-        """(N,) time [s] until each vehicle first enters a coverage disc at constant velocity.
+        """(N,) time [s] until each vehicle is in a coverage disc that keeps it, at constant velocity.
 
-        0 when inside one now; inf when its path meets none. (Whether that is before its trip ends is the
-        caller's concern.)
+        0 when inside one now (not just leaving it on its edge, see `attach`); inf when its path meets none.
+        (Whether that is before its trip ends is the caller's concern.)
         """
         q = self._offsets(position_m)
         d2, cov = self._covering(q)
@@ -332,6 +347,7 @@ class Radio:
         if self.n_rsus == 0 or self.coverage_radius_m <= 0.0:
             return np.full(n, np.inf)
         v = np.asarray(velocity_mps, dtype=np.float64).reshape(-1, 1, 2)
+        cov &= _exit_time_s(q, v, self.coverage_radius_m) > _MIN_DWELL_S
         radius = self.coverage_radius_m
         qx, qy, vx, vy = q[..., 0], q[..., 1], v[..., 0], v[..., 1]
         a = vx * vx + vy * vy
@@ -340,5 +356,5 @@ class Radio:
         disc = b * b - 4.0 * a * c
         sq = np.sqrt(np.maximum(disc, 0.0))
         hits = (a > 0.0) & (b < 0.0) & (disc >= 0.0)  # approaching (b < 0) a disc it is outside of (c > 0)
-        entry = np.where(hits, 2.0 * c / np.where(hits, sq - b, 1.0), np.inf)  # stable smaller root
+        entry = np.where(hits, np.maximum(2.0 * c / np.where(hits, sq - b, 1.0), 0.0), np.inf)  # smaller root
         return np.where(cov.any(axis=1), 0.0, entry.min(axis=1))
