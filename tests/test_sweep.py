@@ -334,3 +334,52 @@ def test_real_two_point_sweep_does_not_depend_on_jobs(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(parallel, serial)
     run_dir = tmp_path / "j2" / parallel["run_dir"].iloc[0]
     assert (run_dir / "events.csv").is_file() or (run_dir / "events.parquet").is_file()
+
+
+# --------------------------------------------------------------------------------------------- resume
+def test_resume_runs_only_the_unfinished_runs_and_gives_the_same_results(tmp_path: Path, runs: list[str]) -> None:
+    exp = load_experiment(write_experiment(tmp_path, {"set": ["strategy.rounds=2"], "grid": GRID, "seeds": [0]}))
+    whole = run_sweep(exp, out_dir=tmp_path / "whole", progress=False)
+    assert len(runs) == 4
+    out = tmp_path / "part"
+    run_sweep(exp, out_dir=out, progress=False)
+    names = sorted(p.name for p in (out / "runs").iterdir())
+    (out / "runs" / names[0] / "summary.json").unlink()      # interrupted before its summary was written
+    (out / "results.csv").unlink()
+    runs.clear()
+    resumed = run_sweep(exp, out_dir=out, progress=False, resume=True)
+    assert runs == [names[0]]
+    pd.testing.assert_frame_equal(whole.drop(columns="run_dir"), resumed.drop(columns="run_dir"))
+
+
+def test_resume_of_a_finished_sweep_runs_nothing(tmp_path: Path, runs: list[str]) -> None:
+    exp = load_experiment(write_experiment(tmp_path, {"grid": {BW: [1e6]}, "seeds": [0, 1]}))
+    run_sweep(exp, out_dir=tmp_path / "s", progress=False)
+    runs.clear()
+    run_sweep(exp, out_dir=tmp_path / "s", progress=False, resume=True)
+    assert runs == []
+
+
+def test_resume_refuses_a_different_experiment(tmp_path: Path, runs: list[str]) -> None:
+    run_sweep(load_experiment(write_experiment(tmp_path, {"grid": {BW: [1e6]}})), out_dir=tmp_path / "s",
+              progress=False)
+    other = load_experiment(write_experiment(tmp_path, {"grid": {BW: [2e6]}}, name="other.yaml"))
+    with pytest.raises(ScenarioError, match="different experiment"):
+        run_sweep(other, out_dir=tmp_path / "s", progress=False, resume=True)
+
+
+def test_cli_resume_needs_out(tmp_path: Path, runs: list[str], capsys) -> None:
+    exp = write_experiment(tmp_path, {"grid": {BW: [1e6]}})
+    assert main(["sweep", str(exp), "--resume"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert runs == []
+
+
+def test_cli_resume_continues_a_sweep(tmp_path: Path, runs: list[str], capsys) -> None:
+    exp = write_experiment(tmp_path, {"grid": {BW: [1e6, 2e6]}})
+    out = tmp_path / "s"
+    assert main(["sweep", str(exp), "--out", str(out), "--no-plots", "-q"]) == 0
+    runs.clear()
+    assert main(["sweep", str(exp), "--out", str(out), "--no-plots", "-q"]) == 2   # no overwrite without --resume
+    assert main(["sweep", str(exp), "--out", str(out), "--no-plots", "-q", "--resume"]) == 0
+    assert runs == []

@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="run N points at a time in separate local processes (default 1: in this process)")
     add_plugins(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep in --out DIR (same experiment): run only the runs that did not "
+                        "finish; the results equal an uninterrupted sweep's")
     p.add_argument("--dry-run", action="store_true", help="validate every point and list the runs; run nothing")
     p.add_argument("--no-plots", action="store_true", help="do not draw plots")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress; print only the sweep directory")
@@ -283,9 +286,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _load_plugins(args)
     scenario = load_scenario(args.scenario, overrides=args.overrides, seed=args.seed)
+    if args.resume and args.out is None:
+        raise ScenarioError("--resume", "needs --out DIR, the sweep directory to continue")
     if args.out is not None:
         out_dir = args.out
-        _check_out(out_dir)
+        if not args.resume:
+            _check_out(out_dir)
     else:
         out_dir = default_run_dir(scenario.name, scenario.seed)
     result = run(scenario, out_dir=out_dir, progress=not args.quiet)
@@ -381,9 +387,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     _load_plugins(args)
     experiment = load_experiment(args.experiment)
+    if args.resume and args.out is None:
+        raise ScenarioError("--resume", "needs --out DIR, the sweep directory to continue")
     if args.out is not None:
         out_dir = args.out
-        _check_out(out_dir)
+        if not args.resume:
+            _check_out(out_dir)
     else:
         out_dir = _unique_dir(Path("sweeps") / f"{_slug(experiment.name)}-{_timestamp()}")
     if args.jobs < 1:
@@ -396,7 +405,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               f"{len(experiment.seeds or (None,))} seeds = {len(tasks)} runs; nothing run)")
         return 0
     results = run_sweep(experiment, out_dir=out_dir, jobs=args.jobs, progress=not args.quiet,
-                        plugins=args.plugins)
+                        plugins=args.plugins, resume=args.resume)
     plots: list[Path] = []
     if not args.no_plots and experiment.grid:
         from .plot import plot_directory

@@ -23,7 +23,9 @@ A sweep directory holds::
 Every point is validated (`vfedsim.engine.load_scenario`) before any runs, so a bad point fails before
 anything is written. The result tables are built from the run directories alone, which makes *how* runs are
 executed a seam: an `Executor` receives the planned `RunTask`s and yields them as they finish. Local processes
-are built in (`execute_local`); a cluster executor (Ray) or resuming a half-finished sweep plugs in there.
+are built in (`execute_local`); a cluster executor (Ray, not built) would plug in there. ``resume=True``
+(``vfedsim sweep --resume --out DIR``) continues a half-finished sweep: complete run directories are kept and
+only the others run.
 Results do not depend on the executor or on the number of jobs: each run is fully determined by its scenario
 and seed, and the tables are ordered by the plan, not by completion.
 """
@@ -56,7 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Experiment", "Point", "RunTask", "Executor", "load_experiment", "expand_grid", "plan_runs", "run_sweep",
-    "execute_local", "execute_run", "collect_results",
+    "execute_local", "execute_run", "collect_results", "is_finished",
 ]
 
 _DOTTED_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)*$")
@@ -280,8 +282,8 @@ Executor = Callable[..., Iterator[RunTask]]
 
 An executor runs each task with `execute_run` (or anything that leaves the same run directory) and yields the
 task once its run directory is complete, in any order. A failure is raised as `VfedsimError` naming the run.
-``plugins`` are the plugin files to load in any fresh process before running. A resuming executor would skip
-tasks whose run directory already holds ``summary.json``; a Ray executor would submit `execute_run` remotely.
+``plugins`` are the plugin files to load in any fresh process before running. Resuming is not the executor's
+business: `run_sweep` hands it only the unfinished tasks.
 """
 
 
@@ -416,35 +418,77 @@ def _check_out_dir(out_dir: Path) -> None:
                                        "choose another one (a sweep never overwrites)")
 
 
+def _experiment_text(experiment: Experiment) -> str:
+    return yaml.safe_dump(experiment.to_dict(), sort_keys=False)
+
+
+def _check_resumable(out_dir: Path, experiment: Experiment) -> None:
+    """A sweep directory can be resumed only by the experiment that wrote it (same base, set, grid, seeds)."""
+    written = out_dir / "experiment.yaml"
+    if not written.is_file():
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise ScenarioError("out_dir", f"{str(out_dir)!r} is not a sweep directory (no experiment.yaml); "
+                                           "--resume continues a sweep that `vfedsim sweep --out` started")
+        return
+    body = "".join(line for line in written.read_text().splitlines(keepends=True) if not line.startswith("#"))
+    if yaml.safe_load(body) != yaml.safe_load(_experiment_text(experiment)):
+        raise ScenarioError("out_dir", f"{str(out_dir)!r} holds a different experiment (base, set, grid or "
+                                       "seeds differ); resume it with the experiment that started it, or "
+                                       "choose another directory")
+
+
+def is_finished(task: RunTask) -> bool:
+    """Whether ``task``'s run directory is complete: ``summary.json`` (written last, atomically) is there and
+    ``config.yaml`` is the task's scenario (plots too, where the scenario asks for them)."""
+    run_dir = task.run_dir
+    if not (run_dir / "summary.json").is_file() or not (run_dir / "config.yaml").is_file():
+        return False
+    if yaml.safe_load((run_dir / "config.yaml").read_text()) != yaml.safe_load(
+            yaml.safe_dump(task.scenario.to_dict(), sort_keys=False)):
+        return False
+    return not task.scenario.output.plots or (run_dir / "plots").is_dir()
+
+
 def run_sweep(experiment: Experiment, *, out_dir: str | Path, jobs: int = 1, progress: bool = True,
-              plugins: Iterable[str | Path] = (), executor: Executor | None = None) -> "pd.DataFrame":
+              plugins: Iterable[str | Path] = (), executor: Executor | None = None,
+              resume: bool = False) -> "pd.DataFrame":
     """Validate every point, run every point x seed, and write the sweep directory; returns ``results``.
 
-    ``out_dir`` must not exist or be empty. ``jobs`` > 1 runs that many local processes (forkserver/spawn);
-    the results do not depend on it. ``plugins`` are the plugin files already loaded in this process (they
-    are needed to validate the points): worker processes load them again. ``executor`` defaults to
-    `execute_local`. Raises `ScenarioError` before writing anything if a point is invalid, `VfedsimError`
-    if a run fails (finished run directories stay in place).
+    ``out_dir`` must not exist or be empty, unless ``resume``: then it may hold a sweep of the same
+    experiment that stopped part-way (interrupted, a failed run, a lost machine), and only the runs whose
+    directory is not complete (`is_finished`) run again; the results are those of an uninterrupted sweep,
+    since each run depends only on its scenario. ``jobs`` > 1 runs that many local processes
+    (forkserver/spawn); the results do not depend on it. ``plugins`` are the plugin files already loaded in
+    this process (they are needed to validate the points): worker processes load them again. ``executor``
+    defaults to `execute_local`. Raises `ScenarioError` before writing anything if a point is invalid,
+    `VfedsimError` if a run fails (finished run directories stay in place, ready for ``resume``).
     """
     out_dir = Path(out_dir)
     plugins = tuple(str(p) for p in plugins)
     tasks = plan_runs(experiment, out_dir=out_dir)
-    _check_out_dir(out_dir)
+    if resume:
+        _check_resumable(out_dir, experiment)
+    else:
+        _check_out_dir(out_dir)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     header = (f"# Resolved by `vfedsim sweep` on {time.strftime('%Y-%m-%d %H:%M:%S')}: "
               f"{len(experiment.points)} points x {len(experiment.seeds or (None,))} seeds = {len(tasks)} runs.\n")
-    atomic_write_text(out_dir / "experiment.yaml", header + yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    if not (resume and (out_dir / "experiment.yaml").is_file()):
+        atomic_write_text(out_dir / "experiment.yaml", header + _experiment_text(experiment))
+    todo = [t for t in tasks if not (resume and is_finished(t))]
     jobs = max(1, int(jobs))
     if progress:
+        skipped = f" ({len(tasks) - len(todo)} already finished)" if resume else ""
         print(f"sweep {experiment.name}: {len(experiment.points)} points x {len(experiment.seeds or (None,))} "
-              f"seeds = {len(tasks)} runs, {min(jobs, len(tasks))} at a time -> {out_dir}", file=sys.stderr)
+              f"seeds = {len(tasks)} runs{skipped}, {min(jobs, max(len(todo), 1))} at a time -> {out_dir}",
+              file=sys.stderr)
     run_all = executor or execute_local
     start = time.monotonic()
     finished: list[RunTask] = []
-    for task in run_all(tasks, jobs=jobs, progress=progress and jobs == 1, plugins=plugins):
+    for task in (run_all(todo, jobs=jobs, progress=progress and jobs == 1, plugins=plugins) if todo else ()):
         finished.append(task)
         if progress:
-            print(f"[{len(finished)}/{len(tasks)}] {task.name} done, {time.monotonic() - start:.1f} s elapsed",
+            print(f"[{len(finished)}/{len(todo)}] {task.name} done, {time.monotonic() - start:.1f} s elapsed",
                   file=sys.stderr)
     results, rounds = collect_results(tasks, out_dir=out_dir, grid_keys=list(experiment.grid))
     atomic_write_text(out_dir / "rounds.csv", rounds.to_csv(index=False, float_format=FLOAT_FORMAT))
