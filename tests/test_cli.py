@@ -348,7 +348,7 @@ def test_run_tiny_end_to_end(tmp_path: Path, capsys) -> None:
     out_dir = tmp_path / "run"
     code, out, err = cli(capsys, "run", TINY, "--out", out_dir, "--set", "output.plots=true")
     assert code == 0, err
-    assert out.startswith(f"run directory: {out_dir}")
+    assert f"run directory: {out_dir}" in out.splitlines()
     for name in ("rounds.csv", "vehicles.csv", "config.yaml", "summary.json"):
         assert (out_dir / name).is_file(), name
     assert (out_dir / "events.csv").is_file() or (out_dir / "events.parquet").is_file()

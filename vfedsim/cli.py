@@ -167,7 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "Print path loss, median SNR (no shadowing or fading) and link rate against distance for\n"
                 "a channel PROFILE (a name from channels/ or a path to a profile .yaml):\n"
                 "  vfedsim channel log-distance --set bandwidth_hz=1e6 --distances 50,100,200,400\n"
-                "Rates are for one transfer alone on the link; concurrent transfers share it.")
+                "Columns distance_m, path_loss_db, snr_db, rate_bps are the uplink LOS median (the profile's\n"
+                "path_loss; with a LOS model also nlos_* columns and los_probability). 'covered' is the\n"
+                "radio's coverage rule: the weaker direction's median SNR with the path loss of the profile's\n"
+                "coverage_state (LOS, or NLOS for e.g. urban-grid and umi-rsu) is at least min_snr_db, the\n"
+                "distance taken as the 3D one. Rates are for one transfer alone on the link (no sharing,\n"
+                "no interference); concurrent transfers share it.")
     p.add_argument("profile", metavar="PROFILE", help="profile name (e.g. log-distance, 3gpp-highway) or file")
     p.add_argument("--distances", metavar="D1,D2,...",
                    help="comma-separated vehicle-RSU distances [m] "
@@ -286,12 +291,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _load_plugins(args)
     scenario = load_scenario(args.scenario, overrides=args.overrides, seed=args.seed)
-    if args.resume and args.out is None:
-        raise ScenarioError("--resume", "needs --out DIR, the sweep directory to continue")
     if args.out is not None:
         out_dir = args.out
-        if not args.resume:
-            _check_out(out_dir)
+        _check_out(out_dir)
     else:
         out_dir = default_run_dir(scenario.name, scenario.seed)
     result = run(scenario, out_dir=out_dir, progress=not args.quiet)
@@ -520,13 +522,17 @@ def cmd_channel(args: argparse.Namespace) -> int:
         bw = f"{profile.bandwidth_hz / 1e6:g} MHz"
         print(f"channel profile {profile.profile}: {profile.description or '(no description)'}")
         print(f"carrier {profile.carrier_hz / 1e9:g} GHz, bandwidth {bw}, vehicle tx {profile.vehicle_tx_power_dbm:g} "
-              f"dBm, coverage edge at median SNR {profile.min_snr_db:g} dB")
-        print(f"{'distance_m':>10}  {'path_loss_db':>12}  {'snr_db':>8}  {'rate_bps':>14}  {'rate_mbps':>9}  covered")
+              f"dBm, coverage edge at {profile.coverage_state.upper()} median SNR {profile.min_snr_db:g} dB")
+        nlos = "nlos_snr_db" in budget  # a LOS model: show the NLOS median too (what coverage_state nlos uses)
+        print(f"{'distance_m':>10}  {'path_loss_db':>12}  {'snr_db':>8}  {'rate_bps':>14}  {'rate_mbps':>9}  "
+              + (f"{'nlos_snr_db':>11}  " if nlos else "") + "covered")
         for i in range(len(budget["distance_m"])):
             snr = float(budget["snr_db"][i])
             rate = float(budget["rate_bps"][i])
             print(f"{float(budget['distance_m'][i]):>10g}  {float(budget['path_loss_db'][i]):>12.1f}  "
-                  f"{snr:>8.1f}  {rate:>14,.0f}  {rate / 1e6:>9.3f}  {'yes' if snr >= profile.min_snr_db else 'no'}")
+                  f"{snr:>8.1f}  {rate:>14,.0f}  {rate / 1e6:>9.3f}  "
+                  + (f"{float(budget['nlos_snr_db'][i]):>11.1f}  " if nlos else "")
+                  + ("yes" if budget["covered"][i] else "no"))
     if args.plot is not None:
         from .plot import plot_link_budget
 

@@ -230,8 +230,16 @@ class ChannelProfile(Frozen):
     with mean 1 per link, re-drawn every ``fading_period_s`` [s].
 
     Rate [bit/s]: ``rate_mapping: shannon``: efficiency x bandwidth x log2(1 + SNR), capped at
-    ``max_spectral_efficiency`` bit/s/Hz; ``mcs``: the highest MCS of ``mcs_table`` whose minimum SNR is met,
-    its rate scaled by bandwidth / the table's bandwidth, times (1 - PER(SNR)) (goodput).
+    ``max_spectral_efficiency`` bit/s/Hz; ``mcs``: the highest MCS of ``mcs_table`` whose minimum SNR is met
+    (``ieee80211p``: IEEE Std 802.11-2020 Table 17-18; ``nr-v2x``: 3GPP TS 38.214 Table 5.1.3.1-1; ``lte-v2x``:
+    3GPP TS 36.213 Table 7.2.3-1), rate = spectral efficiency x bandwidth x (1 - overhead), ``mcs_overhead``
+    overriding the table's, times (1 - PER(SNR)) (goodput). See `vfedsim.world.channel.MCS_TABLES`.
+
+    Interference (``interference: co-channel``): RSU i transmits on channel i mod ``frequency_reuse``; every
+    other RSU on the serving RSU's channel adds ``activity_factor`` x its median received power (the LOS
+    probability-weighted median of both states) to the noise, downlink; uplink, one vehicle at the foot of each
+    such RSU does (`vfedsim.world.radio.Radio.interference_mw`). The SNR of the rate mapping is then the SINR.
+    Coverage discs stay noise-limited (median SNR, no interference).
     """
 
     profile: str = "custom"
@@ -256,7 +264,15 @@ class ChannelProfile(Frozen):
     fading: Fading = NoFading()
     fading_period_s: PositiveFloat = 0.5
     rate_mapping: Literal["shannon", "mcs"] = "shannon"
-    mcs_table: Literal["ieee80211p"] = "ieee80211p"
+    mcs_table: Literal["ieee80211p", "nr-v2x", "lte-v2x"] = "ieee80211p"
+    mcs_overhead: Annotated[float, Field(ge=0, lt=1)] | None = None
+    """Fraction of the PHY rate lost to overhead (reference signals, control, guard bands, cyclic prefix);
+    None: the table's own (0 for IEEE 802.11p, whose rates are data rates; see ``MCS_TABLES``)."""
+    interference: Literal["none", "co-channel"] = "none"
+    activity_factor: Annotated[float, Field(ge=0, le=1)] = 1.0
+    """Fraction of time [0, 1] an interfering co-channel RSU (or its vehicle, uplink) transmits."""
+    frequency_reuse: Annotated[int, Field(ge=1)] = 1
+    """k: RSU i uses channel i mod k; only RSUs on the same channel interfere."""
     coverage_state: Literal["los", "nlos"] = "los"
     """Whose median path loss draws the coverage disc: ``path_loss`` (los) or ``nlos_path_loss`` (nlos)."""
 

@@ -12,7 +12,7 @@ from vfedsim.scenario import ChannelProfile, channel_profile_names, load_channel
 from vfedsim.world.channel import coverage_radius_m, link_budget, noise_power_dbm
 from vfedsim.world.radio import Radio
 
-SHIPPED = ("3gpp-highway", "urban-grid", "umi-rsu", "log-distance", "free-space")
+SHIPPED = ("3gpp-highway", "urban-grid", "umi-rsu", "log-distance", "free-space", "nr-v2x-highway")
 
 
 def test_all_profiles_ship_and_validate():
@@ -73,6 +73,13 @@ def test_new_fields_default_to_the_old_behaviour():
     ({"fading": {"model": "nakagami", "m": 0.2}}, r"^world\.channel\.fading\.m: input should be greater"),
     ({"rate_mapping": "lte"}, r"^world\.channel\.rate_mapping: invalid value 'lte'; allowed: shannon, mcs"),
     ({"path_loss": {"model": "38901-umi", "bs_height_m": 1.0}}, r"^world\.channel\.path_loss\.bs_height_m"),
+    ({"mcs_table": "wimax"}, r"^world\.channel\.mcs_table: invalid value 'wimax'; allowed: ieee80211p, nr-v2x, "
+                             r"lte-v2x"),
+    ({"interference": "adjacent"}, r"^world\.channel\.interference: invalid value 'adjacent'; allowed: none, "
+                                   r"co-channel"),
+    ({"activity_factor": 1.5}, r"^world\.channel\.activity_factor: input should be less than or equal to 1"),
+    ({"frequency_reuse": 0}, r"^world\.channel\.frequency_reuse: input should be greater than or equal to 1"),
+    ({"mcs_overhead": 1.0}, r"^world\.channel\.mcs_overhead"),
 ])
 def test_bad_channel_fields_fail_with_the_key_path(channel, message):
     with pytest.raises(ScenarioError, match=message):
@@ -85,3 +92,35 @@ def test_bad_network_fields_fail_with_the_key_path():
         parse_scenario({"world": {"network": {"handover": "keep"}}})
     with pytest.raises(ScenarioError, match=r"^world\.network\.time_to_trigger_s"):
         parse_scenario({"world": {"network": {"time_to_trigger_s": -1}}})
+
+
+def test_nr_v2x_highway_by_hand():
+    # 20 MHz: noise -174 + 73.01 + 9 = -91.99 dBm; budget 23 + 6 + 91.99 = 120.99 dB. Coverage by the NLOSv
+    # median at 0 dB: 32.4 + 20 log10 d + 20 log10 5.9 + 5 + (15 log10 d - 41) = 120.99 (d > 543 m)
+    p = load_channel_profile("nr-v2x-highway")
+    budget = 29 - float(noise_power_dbm(20e6, 9.0))
+    assert budget == pytest.approx(120.99, abs=0.01)
+    d = 10 ** ((budget - 32.4 - 20 * math.log10(5.9) - 5 + 41) / 35)
+    assert coverage_radius_m(p, height_m=5.0) == pytest.approx(math.sqrt(d**2 - 25.0), rel=1e-9)
+    assert 1300 < d < 1330
+    assert (p.rate_mapping, p.mcs_table, p.coverage_state, p.interference) == ("mcs", "nr-v2x", "nlos", "none")
+    # the peak PHY rate: 64QAM 948/1024 x 20 MHz x 51 x 12 x 30 kHz / 20 MHz x 14/15 x 0.86 (TS 38.306 §4.1.2)
+    peak = 6 * 948 / 1024 * 51 * 12 * 30e3 * 14 / 15 * 0.86
+    assert p.mcs_overhead == pytest.approx(1 - 51 * 12 * 30e3 / 20e6 * 14 / 15 * 0.86, abs=1e-4)
+    from vfedsim.world.channel import rate_from_snr_bps
+    assert float(rate_from_snr_bps(p, 20e6, 40.0, goodput=False)) == pytest.approx(peak, rel=1e-4)
+    lb = link_budget(p, [100.0, 1000.0, 1500.0])
+    np.testing.assert_array_equal(lb["covered"], [True, True, False])
+    assert lb["rate_bps"][0] == pytest.approx(peak, rel=1e-4)
+
+
+def test_interference_on_a_shipped_profile():
+    # the urban grid with co-channel RSUs at two intersections 250 m apart: downlink SINR < SNR
+    p = load_channel_profile("urban-grid", {"interference": "co-channel", "activity_factor": 1.0})
+    r = Radio(profile=p, rsu_xy=[[0.0, 0.0], [250.0, 0.0]], rsu_height_m=5.0, seed=0)
+    clean = Radio(profile=p.model_copy(update={"interference": "none"}), rsu_xy=[[0.0, 0.0], [250.0, 0.0]],
+                  rsu_height_m=5.0, seed=0)
+    args = ([0, 1], [[50.0, 0.0], [120.0, 0.0]], [0, 0], [0.0, 0.0])
+    sinr = r.snr_db(*args, uplink=False, time_s=1.0)
+    snr = clean.snr_db(*args, uplink=False, time_s=1.0)
+    assert np.all(sinr < snr) and (snr - sinr)[1] > (snr - sinr)[0]  # nearer the interferer, more loss

@@ -1,5 +1,6 @@
 """RSU placement, association, rates and exact coverage timing against hand computations; LOS states,
-NLOSv blockage, fading and MCS rates in the instantaneous SNR and rate."""
+NLOSv blockage, fading and MCS rates in the instantaneous SNR and rate; co-channel interference (SINR) and the
+packet error rate."""
 from __future__ import annotations
 
 import math
@@ -12,7 +13,8 @@ from vfedsim.scenario import (
     UrbanLosPathLoss, UrbanNlosPathLoss,
 )
 from vfedsim.world.channel import (
-    MCS_TABLES, coverage_radius_m, mcs_rate_bps, median_snr_db, noise_power_dbm, path_loss_db, shannon_rate_bps,
+    MCS_TABLES, coverage_radius_m, mcs_index, mcs_phy_rate_bps, mcs_rate_bps, median_snr_db, noise_power_dbm,
+    packet_error_rate, path_loss_db, shannon_rate_bps,
 )
 from vfedsim.world.linkstate import fading_gain, los_probability, los_state
 from vfedsim.world.radio import Radio, rsu_positions
@@ -249,3 +251,99 @@ def test_attach_skips_a_disc_the_vehicle_is_leaving():
     many = np.array([[-R, 0.0], [-R, 0.0], [100.0, 0.0], [0.0, 0.0]])
     vel = np.array([[-25.0, 0.0], [25.0, 0.0], [25.0, 0.0], [0.0, 0.0]])
     np.testing.assert_array_equal(r.attach(many, vel), [r.attach(many[i:i + 1], vel[i:i + 1])[0] for i in range(4)])
+
+
+# ---------------------------------------------------------------------------------- co-channel interference
+def _mw(dbm):
+    return 10 ** (np.asarray(dbm, dtype=float) / 10)
+
+
+def test_co_channel_interference_by_hand():
+    # three RSUs 500 m apart, 5 m up; highway LOS loss, no shadowing; reuse 1, activity 0.5
+    prof = PROFILE.model_copy(update={"interference": "co-channel", "activity_factor": 0.5, "min_snr_db": -20.0})
+    r = radio(xs=(0.0, 500.0, 1000.0), profile=prof)
+    clean = radio(xs=(0.0, 500.0, 1000.0), profile=PROFILE.model_copy(update={"min_snr_db": -20.0}))
+    pl = lambda d: 32.4 + 20 * np.log10(d) + 20 * math.log10(5.9)  # noqa: E731  TR 37.885 highway LOS
+    noise = -174 + 70 + 9  # [dBm] 10 MHz, NF 9 dB
+    # downlink to a vehicle at x = 100 m served by RSU 0: interferers at 400 m and 900 m
+    s = 29 - pl(math.hypot(100, 5))
+    i_down = 0.5 * (_mw(29 - pl(math.hypot(400, 5))) + _mw(29 - pl(math.hypot(900, 5))))
+    expected = s - 10 * math.log10(_mw(noise) + i_down)
+    args = ([7], [[100.0, 0.0]], [0], [0.0])
+    assert r.snr_db(*args, uplink=False)[0] == pytest.approx(expected, abs=1e-9)
+    assert r.interference_mw([[100.0, 0.0]], [0], uplink=False)[0] == pytest.approx(i_down, rel=1e-12)
+    # uplink at RSU 0: a vehicle at the foot of RSU 1 (500 m) and of RSU 2 (1000 m)
+    i_up = 0.5 * (_mw(29 - pl(math.hypot(500, 5))) + _mw(29 - pl(math.hypot(1000, 5))))
+    assert r.snr_db(*args, uplink=True)[0] == pytest.approx(s - 10 * math.log10(_mw(noise) + i_up), abs=1e-9)
+    assert r.snr_db(*args, uplink=True)[0] < clean.snr_db(*args, uplink=True)[0]
+    # the middle RSU hears both neighbours at 500 m
+    i_mid = 0.5 * 2 * _mw(29 - pl(math.hypot(500, 5)))
+    assert r.interference_mw([[600.0, 0.0]], [1], uplink=True)[0] == pytest.approx(i_mid, rel=1e-12)
+    # rate and RSRP: rate from the SINR, RSRP and coverage untouched
+    sinr = r.snr_db(*args, uplink=False)
+    np.testing.assert_allclose(r.rate_bps(*args, uplink=False), shannon_rate_bps(10e6, sinr, 0.6, 6.0))
+    np.testing.assert_array_equal(r.rsrp_dbm(*args), clean.rsrp_dbm(*args))
+    assert r.coverage_radius_m == clean.coverage_radius_m
+
+
+def test_interference_reuse_activity_and_vectorised():
+    base = PROFILE.model_copy(update={"interference": "co-channel", "min_snr_db": -20.0})
+    xs = (0.0, 500.0, 1000.0)
+    reuse2 = radio(xs=xs, profile=base.model_copy(update={"frequency_reuse": 2}))
+    np.testing.assert_array_equal(reuse2.channel, [0, 1, 0])
+    # RSU 1 is alone on channel 1; RSU 0 hears only RSU 2
+    assert reuse2.interference_mw([[500.0, 0.0]], [1], uplink=False)[0] == 0.0
+    pl = 32.4 + 20 * math.log10(math.hypot(900, 5)) + 20 * math.log10(5.9)
+    assert reuse2.interference_mw([[100.0, 0.0]], [0], uplink=False)[0] == pytest.approx(_mw(29 - pl))
+    silent = radio(xs=xs, profile=base.model_copy(update={"activity_factor": 0.0}))
+    clean = radio(xs=xs, profile=PROFILE.model_copy(update={"min_snr_db": -20.0}))
+    n = 40
+    rng = np.random.default_rng(3)
+    pos = np.stack([rng.uniform(0, 1000, n), rng.uniform(-10, 10, n)], axis=-1)
+    rsu = rng.integers(-1, 3, n)
+    up = rng.random(n) < 0.5
+    args = (np.arange(n), pos, rsu, np.zeros(n))
+    np.testing.assert_allclose(silent.snr_db(*args, uplink=up), clean.snr_db(*args, uplink=up))
+    full = radio(xs=xs, profile=base)
+    batch = full.snr_db(*args, uplink=up)
+    one = np.array([full.snr_db([i], pos[i], [rsu[i]], [0.0], uplink=bool(up[i]))[0] for i in range(n)])
+    np.testing.assert_array_equal(batch, one)
+    assert np.all(batch[rsu < 0] == -np.inf)
+    assert np.all(full.interference_mw(pos, rsu, uplink=up)[rsu < 0] == 0.0)
+    # a share of the bandwidth: the same I/N, so the same SINR relative to the SNR
+    ok = rsu >= 0
+    sub = (np.arange(n)[ok], pos[ok], rsu[ok], np.zeros(ok.sum()))
+    np.testing.assert_allclose(full.snr_db(*sub, uplink=up[ok], bandwidth_hz=2.5e6)
+                               - clean.snr_db(*sub, uplink=up[ok], bandwidth_hz=2.5e6),
+                               batch[ok] - clean.snr_db(*sub, uplink=up[ok]))
+    assert not radio(xs=(0.0,), profile=base).interference  # one RSU: nobody to interfere
+
+
+# ------------------------------------------------------------------------------------ packet error rate
+def test_packet_error_rate_and_phy_rate():
+    prof = ChannelProfile(path_loss=HighwayLosPathLoss(), shadowing_std_db=0.0, rate_mapping="mcs",
+                          mcs_table="nr-v2x", min_snr_db=-10.0)
+    r = radio(xs=(0.0, 5000.0), profile=prof)
+    t = MCS_TABLES["nr-v2x"]
+    x = np.array([100.0, 2500.0, 3900.0, 40000.0, 10.0])
+    pos = np.stack([x, np.zeros_like(x)], axis=-1)
+    rsu = np.array([0, 0, 0, 0, -1])
+    args = (np.arange(5), pos, rsu, np.zeros(5))
+    snr = r.snr_db(*args, uplink=True)
+    per = r.packet_error_rate(*args, uplink=True)
+    phy = r.rate_bps(*args, uplink=True, goodput=False)
+    m = mcs_index(t, snr)
+    usable = snr >= t.min_snr_db[0]
+    np.testing.assert_allclose(per, np.where(usable, packet_error_rate(t, m, snr), 1.0))
+    np.testing.assert_allclose(phy, np.where(usable, mcs_phy_rate_bps(t, 10e6, snr), 0.0))
+    np.testing.assert_allclose(r.rate_bps(*args, uplink=True), phy * (1 - per))
+    rate2, per2 = r.rate_and_per(*args, uplink=True)
+    np.testing.assert_array_equal(rate2, phy)
+    np.testing.assert_array_equal(per2, per)
+    assert per[-1] == 1.0 and phy[-1] == 0.0  # RSU id -1
+    assert 0.0 < per[1] < 0.1 and per[0] < 1e-6  # at 2.5 km between two MCS thresholds; 100 m: top MCS, clean
+    assert per[3] == 1.0 and phy[3] == 0.0  # 40 km: below MCS 0's minimum, outage
+    shannon = radio(xs=(0.0, 5000.0), profile=PROFILE)
+    np.testing.assert_array_equal(shannon.packet_error_rate(*args, uplink=True)[:1], 0.0)
+    np.testing.assert_array_equal(shannon.rate_bps(*args, uplink=True, goodput=False),
+                                  shannon.rate_bps(*args, uplink=True))

@@ -22,7 +22,9 @@ from .pathloss import MIN_DISTANCE_M, SPEED_OF_LIGHT_MPS, free_space_path_loss_d
 __all__ = [
     "SPEED_OF_LIGHT_MPS", "THERMAL_NOISE_DBM_PER_HZ", "path_loss_db", "free_space_path_loss_db",
     "noise_power_dbm", "direction_bandwidth_hz", "median_snr_db", "shannon_rate_bps", "McsTable",
-    "MCS_TABLES", "mcs_index", "packet_error_rate", "mcs_rate_bps", "rate_from_snr_bps", "usable_snr_db",
+    "MCS_TABLES", "mcs_index", "packet_error_rate", "mcs_phy_rate_bps", "mcs_rate_bps", "rate_from_snr_bps",
+    "per_from_snr", "usable_snr_db", "gap_min_snr_db", "MCS_SNR_GAP_DB", "NR_MCS_TABLE1_QM_R1024",
+    "LTE_CQI_TABLE_QM_R1024", "mean_received_power_dbm", "dbm_to_mw", "sinr_db", "rsu_channels",
     "coverage_radius_m", "link_budget", "Shadowing", "MIN_DISTANCE_M",
 ]
 
@@ -74,9 +76,14 @@ def shannon_rate_bps(bandwidth_hz: ArrayLike, snr_db: ArrayLike, efficiency: flo
 
 @dataclass(frozen=True)
 class McsTable:
-    """A modulation-and-coding table: per MCS a rate [bit/s] at ``bandwidth_hz`` and the minimum SNR [dB] at
-    which its packet error rate is ``per_at_min`` (the standard's sensitivity criterion), with a logistic
-    PER curve PER(s) = 1 / (1 + exp(``per_slope_per_db`` (s - s50))) through that point."""
+    """A modulation-and-coding table with link adaptation and a packet-error-rate (PER) curve per MCS.
+
+    Per MCS: a PHY rate ``rates_bps`` [bit/s] at ``bandwidth_hz`` [Hz], i.e. spectral efficiency x
+    ``bandwidth_hz`` x (1 - ``overhead``), and the minimum SNR [dB] at which its PER is ``per_at_min`` (the
+    sensitivity / BLER-target criterion), with a logistic PER curve PER(s) = 1 / (1 + exp(``per_slope_per_db``
+    (s - s50))) through that point. At another bandwidth B the rate scales as B / ``bandwidth_hz``; another
+    overhead o scales it by (1 - o) / (1 - ``overhead``) (`mcs_phy_rate_bps`).
+    """
 
     name: str
     bandwidth_hz: float
@@ -85,11 +92,29 @@ class McsTable:
     per_at_min: float
     per_slope_per_db: float
     source: str
+    overhead: float = 0.0  # fraction of the PHY rate lost to overhead, already in rates_bps
+
+    def __post_init__(self) -> None:
+        # link adaptation: for thresholds sorted ascending, the highest-rate MCS among those up to each one
+        # (TS 38.214's MCS 17, 64QAM, has a lower efficiency and minimum SNR than MCS 16, 16QAM)
+        order = np.argsort(np.asarray(self.min_snr_db), kind="stable")
+        rates = np.asarray(self.rates_bps)[order]
+        best = np.array([order[int(np.argmax(rates[:k + 1]))] for k in range(len(order))], dtype=np.int64)
+        object.__setattr__(self, "_sorted_min_snr_db", np.asarray(self.min_snr_db)[order])
+        object.__setattr__(self, "_best_mcs", best)
+        object.__setattr__(self, "_snr50_db", self._compute_snr50_db())
+
+    def _compute_snr50_db(self) -> np.ndarray:
+        p = self.per_at_min
+        return np.asarray(self.min_snr_db) - math.log((1.0 - p) / p) / self.per_slope_per_db
 
     def snr50_db(self) -> np.ndarray:
         """[dB] per MCS, the SNR where the PER is 1/2: min SNR - ln((1 - p)/p) / slope."""
-        p = self.per_at_min
-        return np.asarray(self.min_snr_db) - math.log((1.0 - p) / p) / self.per_slope_per_db
+        return self._snr50_db.copy()
+
+    def efficiency_bps_per_hz(self) -> np.ndarray:
+        """[bit/s/Hz] per MCS, before overhead: rate / (bandwidth x (1 - overhead))."""
+        return np.asarray(self.rates_bps) / (self.bandwidth_hz * (1.0 - self.overhead))
 
 
 # IEEE Std 802.11-2020 §17.3.10.2, Table 17-18 (receiver minimum input sensitivity, 10 MHz channels, the
@@ -98,44 +123,136 @@ class McsTable:
 # -174 + 70 + 10 = -94 dBm, so the minimum SNR per MCS is sensitivity + 94 dB (implementation margin
 # included). The PER slope (1.5 per dB: PER falls from 90 % to 10 % over 2.9 dB) is a modelling assumption
 # of the shape of coded-OFDM AWGN PER curves, not a number from the standard.
+_IEEE80211P = McsTable(
+    name="ieee80211p", bandwidth_hz=10e6,
+    rates_bps=(3e6, 4.5e6, 6e6, 9e6, 12e6, 18e6, 24e6, 27e6),
+    min_snr_db=(9.0, 10.0, 12.0, 14.0, 17.0, 21.0, 25.0, 26.0),
+    per_at_min=0.1, per_slope_per_db=1.5,
+    source="IEEE Std 802.11-2020 Table 17-18 (10 MHz), minimum SNR = sensitivity + 94 dB")
+
+# 3GPP TS 38.214 V16 Table 5.1.3.1-1 (NR MCS index table 1 for PDSCH, up to 64QAM): (Q_m, R x 1024) of MCS 0-28;
+# the spectral efficiency is Q_m R [bit/s/Hz] (the table's last column, rounded there to 4 decimals).
+NR_MCS_TABLE1_QM_R1024 = (
+    (2, 120), (2, 157), (2, 193), (2, 251), (2, 308), (2, 379), (2, 449), (2, 526), (2, 602), (2, 679),
+    (4, 340), (4, 378), (4, 434), (4, 490), (4, 553), (4, 616), (4, 658),
+    (6, 438), (6, 466), (6, 517), (6, 567), (6, 616), (6, 666), (6, 719), (6, 772), (6, 822), (6, 873), (6, 910),
+    (6, 948),
+)
+# 3GPP TS 36.213 V15 Table 7.2.3-1 (LTE 4-bit CQI table): (Q_m, R x 1024) of CQI 1-15. TS 36.213's MCS table
+# 7.1.7.1-1 gives a modulation order and a TBS index per MCS, not a code rate: its efficiencies would need the
+# TBS table 7.1.7.2.1-1 and a resource count. The CQI table lists the efficiencies directly (the usual link
+# abstraction of system-level LTE simulators), so the LTE table here is one "MCS" per CQI.
+LTE_CQI_TABLE_QM_R1024 = (
+    (2, 78), (2, 120), (2, 193), (2, 308), (2, 449), (2, 602), (4, 378), (4, 490), (4, 616),
+    (6, 466), (6, 567), (6, 666), (6, 772), (6, 873), (6, 948),
+)
+# ASSUMPTION (not from the standards): the minimum SNR of an MCS of spectral efficiency SE (its 10 % BLER
+# point) is where a Shannon bound with an SNR gap reaches SE: SNR_min = 10 log10(2^SE - 1) + MCS_SNR_GAP_DB
+# (the SNR-gap approximation, e.g. Goldsmith, Wireless Communications, 2005, §14.2; here for turbo/LDPC coded
+# OFDM). A 3 dB gap puts the LTE CQI thresholds at -6.5 ... 19.6 dB, the range of the AWGN 10 %-BLER
+# thresholds that link-level simulations of LTE report (about -7 dB for CQI 1 to 20 dB for CQI 15; e.g. the
+# Vienna LTE simulators, Mehlfuehrer et al., EURASIP JWCN 2011). Replace them by link-level curves of your
+# receiver for accurate numbers. The PER slope (2 per dB: 90 % to 10 % over 2.2 dB, steeper than 802.11p's
+# convolutional code) is an assumption too.
+MCS_SNR_GAP_DB = 3.0  # [dB]
+_CODED_PER_SLOPE_PER_DB = 2.0  # [1/dB]
+# Overheads [fraction of Q_m R x B]. NR at 10 MHz, 15 kHz subcarriers: 52 resource blocks of 12 subcarriers
+# (TS 38.101-1 Table 5.3.2-1) fill 52 x 180 kHz / 10 MHz = 0.936 of the band; 14 OFDM symbols per 1 ms slot
+# at 15 kHz carry 14/15 of the subcarrier rate (cyclic prefix, T_s = 1e-3 / 14 s in TS 38.306 §4.1.2); the
+# control and reference-signal overhead OH is 0.14 (TS 38.306 §4.1.2, FR1 downlink; 0.08 uplink). So the rate
+# at MCS 28 equals TS 38.306's maximum data rate for one layer: 41.7 Mbit/s at 10 MHz. LTE-V2X (PC5 sidelink)
+# at 10 MHz: 50 resource blocks (TS 36.101 Table 5.6-1): 0.9 of the band; 14/15 for the cyclic prefix; of 14
+# SC-FDMA symbols per subframe 4 carry DMRS and the last is a guard (TS 36.211 §9.8), leaving 9/14 (PSCCH's
+# resource blocks are neglected). Other bandwidths or numerologies: set the profile's ``mcs_overhead``.
+NR_OVERHEAD = 1.0 - (52 * 12 * 15e3 / 10e6) * (14.0 / 15.0) * (1.0 - 0.14)
+LTE_V2X_OVERHEAD = 1.0 - (50 * 12 * 15e3 / 10e6) * (14.0 / 15.0) * (9.0 / 14.0)
+
+
+def gap_min_snr_db(efficiency_bps_per_hz: ArrayLike, gap_db: float = MCS_SNR_GAP_DB) -> np.ndarray:
+    """[dB] the SNR at which a Shannon bound with an SNR gap reaches the spectral efficiency [bit/s/Hz]:
+    10 log10(2^SE - 1) + gap (the assumption behind the NR and LTE tables' minimum SNRs, see above)."""
+    return 10.0 * np.log10(np.power(2.0, np.asarray(efficiency_bps_per_hz, dtype=np.float64)) - 1.0) + gap_db
+
+
+def _efficiency_table(name: str, qm_r1024: tuple[tuple[int, int], ...], overhead: float, source: str) -> McsTable:
+    se = np.array([qm * r / 1024.0 for qm, r in qm_r1024])
+    return McsTable(name=name, bandwidth_hz=10e6, rates_bps=tuple(float(x) for x in se * 10e6 * (1.0 - overhead)),
+                    min_snr_db=tuple(float(x) for x in gap_min_snr_db(se)), per_at_min=0.1,
+                    per_slope_per_db=_CODED_PER_SLOPE_PER_DB, source=source, overhead=overhead)
+
+
 MCS_TABLES: dict[str, McsTable] = {
-    "ieee80211p": McsTable(
-        name="ieee80211p", bandwidth_hz=10e6,
-        rates_bps=(3e6, 4.5e6, 6e6, 9e6, 12e6, 18e6, 24e6, 27e6),
-        min_snr_db=(9.0, 10.0, 12.0, 14.0, 17.0, 21.0, 25.0, 26.0),
-        per_at_min=0.1, per_slope_per_db=1.5,
-        source="IEEE Std 802.11-2020 Table 17-18 (10 MHz), minimum SNR = sensitivity + 94 dB"),
+    "ieee80211p": _IEEE80211P,
+    "nr-v2x": _efficiency_table(
+        "nr-v2x", NR_MCS_TABLE1_QM_R1024, NR_OVERHEAD,
+        "3GPP TS 38.214 Table 5.1.3.1-1 (64QAM), overhead TS 38.306 §4.1.2 at 10 MHz / 15 kHz; minimum SNR: "
+        "Shannon with a 3 dB gap (assumption)"),
+    "lte-v2x": _efficiency_table(
+        "lte-v2x", LTE_CQI_TABLE_QM_R1024, LTE_V2X_OVERHEAD,
+        "3GPP TS 36.213 Table 7.2.3-1 (CQI efficiencies), PC5 overhead TS 36.211 §9.8 at 10 MHz; minimum SNR: "
+        "Shannon with a 3 dB gap (assumption)"),
 }
 
 
 def mcs_index(table: McsTable, snr_db: ArrayLike) -> np.ndarray:
-    """int per SNR: the highest MCS whose minimum SNR is met (link adaptation), -1 when none is."""
-    return np.searchsorted(np.asarray(table.min_snr_db), np.asarray(snr_db, dtype=np.float64), side="right") - 1
+    """int per SNR: link adaptation, the MCS of highest rate among those whose minimum SNR is met (the highest
+    index in a table sorted by both; the lowest index on a tie), -1 when none is."""
+    k = np.searchsorted(table._sorted_min_snr_db, np.asarray(snr_db, dtype=np.float64), side="right") - 1
+    return np.where(k >= 0, table._best_mcs[np.maximum(k, 0)], -1)
 
 
 def packet_error_rate(table: McsTable, mcs: ArrayLike, snr_db: ArrayLike) -> np.ndarray:
     """PER of MCS ``mcs`` at ``snr_db`` [dB] on the table's logistic curve (1 where mcs is -1)."""
     m = np.asarray(mcs, dtype=np.int64)
-    s50 = table.snr50_db()[np.maximum(m, 0)]
+    s50 = table._snr50_db[np.maximum(m, 0)]
     per = 1.0 / (1.0 + np.exp(np.clip(table.per_slope_per_db * (np.asarray(snr_db, dtype=np.float64) - s50),
                                       -700.0, 700.0)))
     return np.where(m >= 0, per, 1.0)
 
 
-def mcs_rate_bps(table: McsTable, bandwidth_hz: ArrayLike, snr_db: ArrayLike) -> np.ndarray:
-    """Goodput [bit/s] = rate(MCS) x B / B_table x (1 - PER(SNR)), MCS by `mcs_index`; 0 below every MCS."""
+def mcs_phy_rate_bps(table: McsTable, bandwidth_hz: ArrayLike, snr_db: ArrayLike,
+                     overhead: float | None = None) -> np.ndarray:
+    """PHY rate [bit/s] of the MCS chosen at ``snr_db`` (`mcs_index`), no packet errors: efficiency x B x
+    (1 - overhead) = rate(MCS) x B / B_table x (1 - overhead) / (1 - table overhead); 0 below every MCS.
+    ``overhead`` None: the table's."""
+    return _phy_rate_bps(table, mcs_index(table, snr_db), bandwidth_hz, overhead)
+
+
+def _phy_rate_bps(table: McsTable, m: np.ndarray, bandwidth_hz: ArrayLike, overhead: float | None) -> np.ndarray:
+    scale = np.asarray(bandwidth_hz, dtype=np.float64) / table.bandwidth_hz
+    if overhead is not None and overhead != table.overhead:
+        scale = scale * ((1.0 - overhead) / (1.0 - table.overhead))
+    return np.where(m >= 0, np.asarray(table.rates_bps)[np.maximum(m, 0)] * scale, 0.0)
+
+
+def mcs_rate_bps(table: McsTable, bandwidth_hz: ArrayLike, snr_db: ArrayLike,
+                 overhead: float | None = None) -> np.ndarray:
+    """Goodput [bit/s] = `mcs_phy_rate_bps` x (1 - PER(SNR)) of the chosen MCS; 0 below every MCS."""
     m = mcs_index(table, snr_db)
-    rate = np.asarray(table.rates_bps)[np.maximum(m, 0)] * (np.asarray(bandwidth_hz, dtype=np.float64)
-                                                            / table.bandwidth_hz)
-    return np.where(m >= 0, rate * (1.0 - packet_error_rate(table, m, snr_db)), 0.0)
+    return _phy_rate_bps(table, m, bandwidth_hz, overhead) * (1.0 - packet_error_rate(table, m, snr_db))
 
 
-def rate_from_snr_bps(profile: ChannelProfile, bandwidth_hz: ArrayLike, snr_db: ArrayLike) -> np.ndarray:
+def rate_from_snr_bps(profile: ChannelProfile, bandwidth_hz: ArrayLike, snr_db: ArrayLike, *,
+                      goodput: bool = True) -> np.ndarray:
     """[bit/s] the profile's SNR-to-rate mapping (``rate_mapping``: Shannon or its MCS table), before the
-    outage rule (that no data flows below ``min_snr_db`` is applied by the callers)."""
+    outage rule (that no data flows below ``min_snr_db`` is applied by the callers). With an MCS table,
+    ``goodput`` True gives rate x (1 - PER), False the PHY rate (for callers that draw packet losses
+    themselves with `per_from_snr`). Shannon has no packet errors: both are the same."""
     if profile.rate_mapping == "mcs":
-        return mcs_rate_bps(MCS_TABLES[profile.mcs_table], bandwidth_hz, snr_db)
+        table = MCS_TABLES[profile.mcs_table]
+        fn = mcs_rate_bps if goodput else mcs_phy_rate_bps
+        return fn(table, bandwidth_hz, snr_db, profile.mcs_overhead)
     return shannon_rate_bps(bandwidth_hz, snr_db, profile.efficiency, profile.max_spectral_efficiency)
+
+
+def per_from_snr(profile: ChannelProfile, snr_db: ArrayLike) -> np.ndarray:
+    """Packet error rate of the MCS the profile's link adaptation picks at ``snr_db`` [dB] (`mcs_index`,
+    `packet_error_rate`); 1 below every MCS; 0 everywhere with ``rate_mapping: shannon`` (no packet errors)."""
+    s = np.asarray(snr_db, dtype=np.float64)
+    if profile.rate_mapping != "mcs":
+        return np.zeros(s.shape)
+    table = MCS_TABLES[profile.mcs_table]
+    return packet_error_rate(table, mcs_index(table, s), s)
 
 
 def usable_snr_db(profile: ChannelProfile) -> float:
@@ -144,6 +261,49 @@ def usable_snr_db(profile: ChannelProfile) -> float:
     if profile.rate_mapping == "mcs":
         return max(profile.min_snr_db, MCS_TABLES[profile.mcs_table].min_snr_db[0])
     return profile.min_snr_db
+
+
+# ---------------------------------------------------------------------------------- co-channel interference
+def mean_received_power_dbm(profile: ChannelProfile, tx_power_dbm: ArrayLike, distance_m: ArrayLike, *,
+                            distance_2d_m: ArrayLike | None = None) -> np.ndarray:
+    """[dBm] the deterministic received power of an interferer at 3D ``distance_m`` [m]: P_tx + 2 G - PL_eff.
+
+    Without a LOS model PL_eff is the median ``path_loss``. With one, the path gain is the LOS-probability
+    weighted mean of both states' median gains, 10^(-PL_eff/10) = p 10^(-PL_LOS/10) + (1 - p)
+    10^(-PL_NLOS/10), p = `los_probability` at ``distance_2d_m`` (default: ``distance_m``): the mean over the
+    LOS state of the median power. No shadowing, no fading, no NLOSv randomness (its median, the mean
+    blockage loss, is in PL_NLOS), so interference is a function of geometry alone and runs stay
+    reproducible without extra random draws.
+    """
+    d3 = np.asarray(distance_m, dtype=np.float64)
+    d2 = d3 if distance_2d_m is None else np.asarray(distance_2d_m, dtype=np.float64)
+    fc = profile.carrier_hz
+    gain_db = np.asarray(tx_power_dbm, dtype=np.float64) + 2.0 * profile.antenna_gain_dbi
+    los_db = path_loss_db(profile.path_loss, d3, fc, distance_2d_m=d2)
+    if profile.los_model == "none":
+        return gain_db - los_db
+    p = los_probability(profile.los_model, d2)
+    nlos_db = path_loss_db(profile.nlos_path_loss, d3, fc, distance_2d_m=d2)
+    mean_gain = p * np.power(10.0, -los_db / 10.0) + (1.0 - p) * np.power(10.0, -nlos_db / 10.0)
+    return gain_db + 10.0 * np.log10(np.maximum(mean_gain, 1e-300))
+
+
+def dbm_to_mw(power_dbm: ArrayLike) -> np.ndarray:
+    """[mW] 10^(P / 10 dBm)."""
+    return np.power(10.0, np.asarray(power_dbm, dtype=np.float64) / 10.0)
+
+
+def sinr_db(snr_db: ArrayLike, interference_to_noise: ArrayLike) -> np.ndarray:
+    """[dB] SINR = S / (N + I) from SNR = S / N [dB] and the linear ratio I / N: SNR - 10 log10(1 + I/N).
+
+    Interference is treated as Gaussian noise (what the Shannon and MCS mappings assume of it)."""
+    return np.asarray(snr_db, dtype=np.float64) - 10.0 * np.log10(1.0 + np.asarray(interference_to_noise,
+                                                                                     dtype=np.float64))
+
+
+def rsu_channels(n_rsus: int, frequency_reuse: int) -> np.ndarray:
+    """(R,) int: RSU i's channel, i mod ``frequency_reuse`` (a reuse-k pattern along the RSUs' order)."""
+    return np.arange(int(n_rsus), dtype=np.int64) % int(frequency_reuse)
 
 
 def coverage_radius_m(profile: ChannelProfile, *, height_m: float, uplink_hz: float | None = None,
@@ -192,7 +352,10 @@ def link_budget(profile: ChannelProfile, distances_m: ArrayLike) -> dict[str, np
     ``snr_db`` (median: no shadowing, no fading); ``rate_bps``: the full-band median rate by the profile's
     `rate_from_snr_bps`, 0 where the median SNR is below ``min_snr_db`` or the usable SNR. With a LOS model
     also ``los_probability`` (at the distance taken as horizontal), ``nlos_path_loss_db``, ``nlos_snr_db``
-    and ``nlos_rate_bps``.
+    and ``nlos_rate_bps``. ``covered`` (bool): the radio's coverage rule (`coverage_radius_m`) at that 3D
+    distance: the weaker of the uplink and downlink median SNRs with the path loss of ``coverage_state``
+    (``path_loss`` for los, ``nlos_path_loss`` for nlos) is at least ``min_snr_db``. No interference: a
+    budget has no RSU layout.
     """
     d = np.atleast_1d(np.asarray(distances_m, dtype=np.float64))
     out = {"distance_m": d}
@@ -207,6 +370,10 @@ def link_budget(profile: ChannelProfile, distances_m: ArrayLike) -> dict[str, np
         out[prefix + "rate_bps"] = np.where(snr >= usable_snr_db(profile), rate, 0.0)
     if profile.los_model != "none":
         out["los_probability"] = los_probability(profile.los_model, d)
+    cover = profile.nlos_path_loss if profile.coverage_state == "nlos" else profile.path_loss
+    weaker = np.minimum(median_snr_db(profile, d, uplink=True, path_loss=cover),
+                        median_snr_db(profile, d, uplink=False, path_loss=cover))
+    out["covered"] = weaker >= profile.min_snr_db
     return out
 
 

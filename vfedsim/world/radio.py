@@ -14,6 +14,18 @@ spatially consistent procedure of TR 38.901 §7.6.3.1 also keeps separate LOS an
 10 log10 of the fading gain (`vfedsim.world.linkstate`). Positions are [m] (x along the road, y across it), velocities
 [m/s], times [s]. Vehicle antennas are at road level; ``rsu_height_m`` is the RSU antenna's height above them.
 
+Co-channel interference (profile ``interference: co-channel``; `Radio.interference_mw`): RSU i transmits on
+channel i mod ``frequency_reuse``. Downlink, every other RSU j on the serving RSU's channel adds
+``activity_factor`` x its deterministic received power at the vehicle (`vfedsim.world.channel.
+mean_received_power_dbm`: the LOS-probability-weighted median path gain, no shadowing or fading) to the noise.
+Uplink, the RSU hears the vehicles that the co-channel RSUs serve: modelled as one vehicle at the foot of each
+co-channel RSU j (the centre of its cell, at road level) transmitting ``activity_factor`` of the time, so the
+uplink interference of RSU s is a constant per RSU. A mean-field simplification (the network does not tell
+the radio where other cells' uploading vehicles are); it keeps the link rate a function of the link alone.
+`Radio.snr_db` then returns the SINR, SNR - 10 log10(1 + I/N) with N the noise over the direction's whole
+bandwidth (interferers spread their power over their channel, so I/N is the same in any share of it).
+Coverage discs and `Radio.rsrp_dbm` stay interference-free.
+
 Geometry uses a tolerance of `COVERAGE_TOLERANCE_M` (1 um) on the disc's edge, so that a vehicle that has
 waited exactly `Radio.time_to_coverage_s` is covered despite floating-point rounding.
 """
@@ -26,8 +38,9 @@ from numpy.typing import ArrayLike
 
 from ..scenario import ChannelProfile, HighwayRoad, NoFading, RSUConfig
 from .channel import (
-    THERMAL_NOISE_DBM_PER_HZ, Shadowing, coverage_radius_m, direction_bandwidth_hz, noise_power_dbm,
-    rate_from_snr_bps, usable_snr_db,
+    THERMAL_NOISE_DBM_PER_HZ, Shadowing, coverage_radius_m, dbm_to_mw, direction_bandwidth_hz,
+    mean_received_power_dbm, noise_power_dbm, per_from_snr, rate_from_snr_bps, rsu_channels, sinr_db,
+    usable_snr_db,
 )
 from .linkstate import fading_gain, link_normal, los_state, time_slot
 from .pathloss import is_nlosv, nlosv_blockage_db, nlosv_los_loss_db, path_loss_db
@@ -119,6 +132,17 @@ class Radio:
         self._has_fading = not isinstance(profile.fading, NoFading)
         self._blocked = is_nlosv(profile.path_loss) or (self._has_los and is_nlosv(profile.nlos_path_loss))
         self.time_varying = self._has_los or self._has_fading or self._blocked
+        self.channel = rsu_channels(self.n_rsus, profile.frequency_reuse)
+        # (R, R) bool: RSU j interferes with RSU s (same channel, j != s)
+        self._co_channel = (self.channel[:, None] == self.channel[None, :]) & ~np.eye(self.n_rsus, dtype=bool)
+        self.interference = profile.interference == "co-channel" and bool(self._co_channel.any())
+        self._uplink_interference_mw = np.zeros(self.n_rsus)
+        if self.interference:
+            gap = self.rsu_xy[:, None, :] - self.rsu_xy[None, :, :]
+            d2 = np.hypot(gap[..., 0], gap[..., 1])
+            rx = dbm_to_mw(mean_received_power_dbm(profile, profile.vehicle_tx_power_dbm,
+                                                   np.hypot(d2, self.rsu_height_m), distance_2d_m=d2))
+            self._uplink_interference_mw = profile.activity_factor * np.where(self._co_channel, rx, 0.0).sum(axis=1)
 
     # ------------------------------------------------------------------------------------ association
     def _offsets(self, position_m: ArrayLike) -> np.ndarray:
@@ -259,15 +283,43 @@ class Radio:
         z = link_normal(self.seed, "blockage", vehicles, rsu, time_slot(time_s, self.profile.los_update_period_s))
         return nlosv_los_loss_db(model, d3, fc) + nlosv_blockage_db(model, d3, z)
 
+    def interference_mw(self, position_m: ArrayLike, rsu_ids: ArrayLike, *, uplink: bool | ArrayLike
+                        ) -> np.ndarray:
+        """(k,) co-channel interference power [mW] over the direction's whole bandwidth at each link's receiver.
+
+        Downlink (at the vehicle): ``activity_factor`` x sum over the RSUs j on the serving RSU's channel
+        (j != serving) of `mean_received_power_dbm` (RSU tx power, 3D distance from the vehicle to RSU j).
+        Uplink (at the serving RSU s): ``activity_factor`` x sum over those j of the power of a vehicle at the
+        foot of RSU j (vehicle tx power, horizontal distance |c_s - c_j|, 3D with ``rsu_height_m``); see the
+        module docstring. 0 without interference or where the id is -1. ``uplink``: one flag or one per link.
+        """
+        rsu = np.asarray(rsu_ids, dtype=np.int64).reshape(-1)
+        if not self.interference:
+            return np.zeros(rsu.shape)
+        valid = rsu >= 0
+        s = np.where(valid, rsu, 0)
+        up = np.broadcast_to(np.asarray(uplink, dtype=bool), rsu.shape)
+        out = np.where(up, self._uplink_interference_mw[s], 0.0)
+        down = ~up & valid
+        if down.any():
+            q = self._offsets(np.asarray(position_m, dtype=np.float64).reshape(-1, 2)[down])  # (n, R, 2)
+            d2 = np.hypot(q[..., 0], q[..., 1])
+            rx = dbm_to_mw(mean_received_power_dbm(self.profile, self.profile.rsu_tx_power_dbm,
+                                                   np.hypot(d2, self.rsu_height_m), distance_2d_m=d2))
+            out[down] = self.profile.activity_factor * np.where(self._co_channel[s[down]], rx, 0.0).sum(axis=1)
+        return np.where(valid, out, 0.0)
+
     def snr_db(self, vehicle_ids: ArrayLike, position_m: ArrayLike, rsu_ids: ArrayLike, travelled_m: ArrayLike,
                *, uplink: bool | ArrayLike, bandwidth_hz: ArrayLike | None = None,
                time_s: ArrayLike | None = None) -> np.ndarray:
-        """(k,) instantaneous SNR [dB] of each vehicle's link to ``rsu_ids`` (-inf where the id is -1).
+        """(k,) instantaneous SNR [dB] of each vehicle's link to ``rsu_ids`` (-inf where the id is -1); the
+        SINR when the profile has co-channel interference.
 
         P_tx + 2 G - (path loss of the link's state + its shadowing at the distance the vehicle has travelled
-        [m]) - noise + 10 log10(fading gain) (see the module docstring). ``uplink`` is one flag or one per
-        link; ``bandwidth_hz`` (scalar or per link) overrides the noise bandwidth; ``time_s`` [s] (scalar or
-        per link) is needed when the channel is `time_varying`.
+        [m]) - noise + 10 log10(fading gain) (see the module docstring); with interference, minus
+        10 log10(1 + I/N) (`interference_mw`, N over the direction's whole bandwidth). ``uplink`` is one flag or
+        one per link; ``bandwidth_hz`` (scalar or per link) overrides the noise bandwidth; ``time_s`` [s]
+        (scalar or per link) is needed when the channel is `time_varying`.
         """
         p = self.profile
         rsu, every, valid, d2, d3 = self._geometry(position_m, rsu_ids)
@@ -281,24 +333,56 @@ class Radio:
             g = fading_gain(p.fading, seed=self.seed, vehicle=vehicles, rsu=rsu, time_s=self._time(time_s),
                             distance_m=d3, period_s=p.fading_period_s)
             snr = snr + 10.0 * np.log10(np.maximum(g, 1e-300))
+        if self.interference:
+            noise_mw = dbm_to_mw(noise_power_dbm(direction_bandwidth_hz(p, uplink), p.noise_figure_db))
+            snr = sinr_db(snr, self.interference_mw(position_m, rsu_ids, uplink=uplink) / noise_mw)
         return snr if every else np.where(valid, snr, -np.inf)
 
     def rate_bps(self, vehicle_ids: ArrayLike, position_m: ArrayLike, rsu_ids: ArrayLike, travelled_m: ArrayLike,
                  *, uplink: bool | ArrayLike, bandwidth_hz: ArrayLike | None = None,
-                 time_s: ArrayLike | None = None) -> np.ndarray:
-        """(k,) full-band instantaneous rate [bit/s] (no sharing): shadowing, LOS state and fading included.
+                 time_s: ArrayLike | None = None, goodput: bool = True) -> np.ndarray:
+        """(k,) full-band instantaneous rate [bit/s] (no sharing): shadowing, LOS state, fading and (when the
+        profile has it) co-channel interference included.
 
-        The profile's `rate_from_snr_bps` (Shannon or MCS goodput) of `snr_db` over the direction's bandwidth
+        The profile's `rate_from_snr_bps` (Shannon or MCS) of `snr_db` over the direction's bandwidth
         (``bandwidth_hz`` if given, else the profile's, `direction_bandwidth_hz`); 0 where the SNR is below
         ``min_snr_db`` or the lowest MCS (outage) or the RSU id is -1. ``uplink`` is one flag or one per link.
+        With an MCS table, ``goodput`` True (default) gives the PHY rate x (1 - PER), a fluid average of packet
+        losses; False the PHY rate of the chosen MCS, for a caller that draws losses per chunk with
+        `packet_error_rate` (use one or the other, not both). Shannon: the same either way.
         """
         p = self.profile
         bw = bandwidth_hz if bandwidth_hz is not None else direction_bandwidth_hz(p, uplink)
         snr = self.snr_db(vehicle_ids, position_m, rsu_ids, travelled_m, uplink=uplink, bandwidth_hz=bw,
                           time_s=time_s)
         usable = snr >= self.min_usable_snr_db
-        rate = rate_from_snr_bps(p, bw, np.where(usable, snr, p.min_snr_db))
+        rate = rate_from_snr_bps(p, bw, np.where(usable, snr, p.min_snr_db), goodput=goodput)
         return np.where(usable, rate, 0.0)
+
+    def packet_error_rate(self, vehicle_ids: ArrayLike, position_m: ArrayLike, rsu_ids: ArrayLike,
+                          travelled_m: ArrayLike, *, uplink: bool | ArrayLike, bandwidth_hz: ArrayLike | None = None,
+                          time_s: ArrayLike | None = None) -> np.ndarray:
+        """(k,) packet error rate in [0, 1] of each link now: that of the MCS link adaptation picks at `snr_db`
+        (the logistic curve of `vfedsim.world.channel.packet_error_rate`); 0 with ``rate_mapping: shannon``
+        (no packet errors); 1 where the link is in outage (`rate_bps` is 0) or the RSU id is -1. The arguments
+        are `rate_bps`'s. A chunk sent at ``rate_bps(..., goodput=False)`` is lost with this probability."""
+        return self.rate_and_per(vehicle_ids, position_m, rsu_ids, travelled_m, uplink=uplink,
+                                 bandwidth_hz=bandwidth_hz, time_s=time_s, goodput=False)[1]
+
+    def rate_and_per(self, vehicle_ids: ArrayLike, position_m: ArrayLike, rsu_ids: ArrayLike,
+                     travelled_m: ArrayLike, *, uplink: bool | ArrayLike, bandwidth_hz: ArrayLike | None = None,
+                     time_s: ArrayLike | None = None, goodput: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(`rate_bps`, `packet_error_rate`) of each link from one SNR evaluation [bit/s, 1]; ``goodput`` as
+        in `rate_bps` (default False here: the PHY rate that goes with the PER)."""
+        p = self.profile
+        bw = bandwidth_hz if bandwidth_hz is not None else direction_bandwidth_hz(p, uplink)
+        snr = self.snr_db(vehicle_ids, position_m, rsu_ids, travelled_m, uplink=uplink, bandwidth_hz=bw,
+                          time_s=time_s)
+        usable = snr >= self.min_usable_snr_db
+        safe = np.where(usable, snr, p.min_snr_db)
+        rate = np.where(usable, rate_from_snr_bps(p, bw, safe, goodput=goodput), 0.0)
+        per = np.where(usable, per_from_snr(p, safe), 1.0)
+        return rate, per
 
     def rsrp_dbm(self, vehicle_ids: ArrayLike, position_m: ArrayLike, rsu_ids: ArrayLike, travelled_m: ArrayLike,
                  *, time_s: ArrayLike | None = None) -> np.ndarray:
