@@ -606,12 +606,26 @@ def _sweep_grid_keys(sweep_dir: Path) -> list[str]:
 
 def plot_link_budget(budget: Mapping[str, Sequence[float]], path: str | Path, *, title: str = "",
                      min_snr_db: float | None = None) -> Path:
-    """Median SNR [dB] and rate [Mbit/s] against distance [m] (a table from `world.channel.link_budget`)."""
+    """Median SNR [dB] and rate [Mbit/s] against distance [m] (a table from `world.channel.link_budget`).
+
+    With a LOS model the NLOS median SNR is drawn too (dashed), and the distances the radio counts as covered
+    (``covered``: its own rule, which may use the NLOS loss) are shaded, so that a profile whose coverage
+    edge is set on the NLOS median is not read off the LOS curve.
+    """
     d = np.asarray(budget["distance_m"], dtype=float)
     fig = Figure(figsize=(7.5, 4.4), layout="constrained")
     ax = fig.add_subplot()
+    nlos = "nlos_snr_db" in budget
     ax.plot(d, np.asarray(budget["snr_db"], dtype=float), color="C0", marker="o", markersize=3,
-            label="median SNR")
+            label="median SNR (LOS)" if nlos else "median SNR")
+    if nlos:
+        ax.plot(d, np.asarray(budget["nlos_snr_db"], dtype=float), color="C0", linestyle="--", marker="o",
+                markersize=2, label="median SNR (NLOS)")
+    if "covered" in budget:
+        covered = np.asarray(budget["covered"], dtype=bool)
+        if covered.any():
+            ax.axvspan(float(d[covered].min()), float(d[covered].max()), color="C2", alpha=0.08,
+                       label="covered (the radio's rule)")
     if min_snr_db is not None:
         ax.axhline(min_snr_db, color="C0", linestyle=":", linewidth=1, label=f"coverage edge ({min_snr_db:g} dB)")
     ax.set_xlabel("distance [m]")
