@@ -4,6 +4,12 @@ It never changes the simulation: strategies and the network call its hooks, and 
 produces the run directory: ``rounds.csv`` (one row per aggregation; row 0 is the pretrained model),
 ``events.csv``/``.parquet`` (one row per event), ``vehicles.csv`` (one row per vehicle), ``config.yaml``
 (the resolved scenario) and ``summary.json``. Every file is written to a temporary name, then renamed.
+
+rounds.csv columns: the round's bytes and clients, ``bytes_up.<module>`` (the bytes of each module group
+in the uploads that arrived since the previous row: ``trunk.<method>``, ``encoder.<modality>``,
+``heads.<task>``, ``mtl``, ``container``; 0 where none; present once any upload carried it), a strategy's
+extra columns, then the metrics of every task (empty on rows without evaluation, and for a task before it
+is onboarded).
 """
 from __future__ import annotations
 
@@ -60,8 +66,14 @@ class Recorder:
         self._cum_down = 0
         self._energy = 0.0
         self._round_bytes = [0, 0]
+        self._module_bytes: dict[str, int] = {}
 
     # ----------------------------------------------------------------------------------------- hooks
+    def upload_modules(self, nbytes: dict[str, int]) -> None:
+        """An upload arrived carrying ``nbytes`` [B] per module group (summed into this round's row)."""
+        for group, n in nbytes.items():
+            self._module_bytes[group] = self._module_bytes.get(group, 0) + int(n)
+
     def set_round(self, r: int) -> None:
         self._round = r
 
@@ -93,9 +105,11 @@ class Recorder:
                "cum_bytes_up": self._cum_up, "cum_bytes_down": self._cum_down,
                "clients_selected": selected, "clients_arrived": arrived, "clients_dropped": dropped,
                "energy_j": self._energy, "train_loss": float(train_loss)}
+        row.update({f"bytes_up.{k}": v for k, v in self._module_bytes.items()})
         row.update({k: float(v) for k, v in (extra or {}).items()})
         row.update({k: float(v) for k, v in sorted(metrics.items())})
         self._round_bytes = [0, 0]
+        self._module_bytes = {}
         self._energy = 0.0
         self._rounds.append(row)
         for listen in self._listeners:
@@ -103,7 +117,16 @@ class Recorder:
 
     # ---------------------------------------------------------------------------------------- tables
     def rounds(self) -> pd.DataFrame:
-        return pd.DataFrame(self._rounds)
+        """One row per round; module byte columns follow ``cum_bytes_down``... in order of first use, 0 where
+        a round carried none of that module."""
+        df = pd.DataFrame(self._rounds)
+        modules = [c for c in df.columns if c.startswith("bytes_up.")]
+        if modules:
+            df[modules] = df[modules].fillna(0).astype(np.int64)
+            rest = [c for c in df.columns if c not in modules]
+            at = rest.index("train_loss") + 1
+            df = df[rest[:at] + modules + rest[at:]]
+        return df
 
     def events(self) -> pd.DataFrame:
         events = pd.DataFrame(self._events, columns=list(EVENT_COLUMNS))

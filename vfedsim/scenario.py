@@ -25,10 +25,10 @@ __all__ = [
     "load_channel_profile", "ChannelProfile", "TASK_NAMES", "MODALITY_NAMES", "SCENE_NAMES",
 ]
 
-TASK_NAMES = ("maneuver", "longitudinal", "leader")
-"""Tasks with labels from highway-env ground truth (see vfedsim.learn.data)."""
-MODALITY_NAMES = ("kinematics", "occupancy", "camera")
-SCENE_NAMES = ("highway", "merge", "roundabout")
+TASK_NAMES = ("maneuver", "longitudinal", "leader", "ttc", "trajectory", "neighbours")
+"""Tasks with labels from simulator ground truth (vfedsim.learn.scenes.TASKS; a test keeps them equal)."""
+MODALITY_NAMES = ("kinematics", "occupancy", "camera", "lidar")
+SCENE_NAMES = ("highway", "merge", "roundabout", "intersection")
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -341,8 +341,64 @@ DEFAULT_DEVICES = (
 )
 
 
+SensorModality = Literal["kinematics", "occupancy", "camera", "lidar"]
+"""A modality a vehicle's sensors may provide (vfedsim.learn.scenes.MODALITIES)."""
+TaskName = Literal["maneuver", "longitudinal", "leader", "ttc", "trajectory", "neighbours"]
+"""A task with simulator ground truth (vfedsim.learn.scenes.TASKS)."""
+ALL_MODALITIES: tuple[str, ...] = ("kinematics", "occupancy", "camera", "lidar")
+
+
+class SensorSuite(Frozen):
+    """A sensor suite: the modalities a vehicle has. A vehicle trains (and uploads the adapters of) only its
+    modalities' encoders; the others' tokens are left out of the trunk's input. ``share`` weights how often
+    vehicles draw it."""
+
+    name: str
+    modalities: tuple[SensorModality, ...] = Field(min_length=1)
+    share: PositiveFloat = 1.0
+
+    @field_validator("modalities")
+    @classmethod
+    def _unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"modalities must be unique, got {list(v)}")
+        return v
+
+
+class TaskSet(Frozen):
+    """A task set: the tasks a vehicle has labels for and trains (its heads' losses; it uploads only those
+    heads). Every task must be in ``learning.tasks``. ``share`` weights how often vehicles draw it."""
+
+    name: str
+    tasks: tuple[TaskName, ...] = Field(min_length=1)
+    share: PositiveFloat = 1.0
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"tasks must be unique, got {list(v)}")
+        return v
+
+
 class FleetConfig(Frozen):
+    """Who the vehicles are: on-board compute (``device_classes``), sensors (``sensor_suites``) and tasks
+    (``task_sets``), each drawn per vehicle with probability proportional to ``share`` (vfedsim.fleet).
+    Left out: one suite ``full`` with every modality, and one task set ``all`` with every task of
+    ``learning.tasks``."""
+
     device_classes: tuple[DeviceClass, ...] = Field(default=DEFAULT_DEVICES, min_length=1)
+    sensor_suites: tuple[SensorSuite, ...] = Field(
+        default=(SensorSuite(name="full", modalities=ALL_MODALITIES),), min_length=1)
+    task_sets: tuple[TaskSet, ...] | None = Field(default=None, min_length=1)
+
+    @field_validator("sensor_suites", "task_sets")
+    @classmethod
+    def _unique_names(cls, v: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        names = [x.name for x in v or ()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"names must be unique, got {names}")
+        return v
 
     @field_validator("device_classes")
     @classmethod
@@ -355,24 +411,43 @@ class FleetConfig(Frozen):
 
 # -------------------------------------------------------------------------------------------- learning
 class SceneGroup(Frozen):
-    """One kind of traffic scene that highway-env simulates; data of one group share a distribution."""
+    """One kind of traffic scene that highway-env simulates; data of one group share a distribution.
 
-    scene: Literal["highway", "merge", "roundabout"] = "highway"
+    ``scene``: highway | merge | roundabout | intersection (vfedsim.learn.scenes); ``density``: the scene's
+    traffic density factor (highway-v0's ``vehicles_density``; arrival rates elsewhere); ``vehicles``: how
+    many vehicles populate it.
+    """
+
+    scene: Literal["highway", "merge", "roundabout", "intersection"] = "highway"
     density: PositiveFloat = 1.0
     vehicles: PositiveInt = 20
+
+
+class LabelSkew(Frozen):
+    """Per-vehicle label skew: each vehicle's shard follows its own Dirichlet(``alpha``) draw over the
+    classes of the classification task ``task`` (Hsu, Qi & Brown 2019, "Measuring the effects of
+    non-identical data distribution for federated visual classification"). Small ``alpha`` (0.1): a few
+    classes per vehicle; large (100): close to the pool's own class mix."""
+
+    task: Literal["maneuver", "longitudinal", "leader", "neighbours"] = "longitudinal"
+    alpha: PositiveFloat = 0.5
 
 
 class DataConfig(Frozen):
     """Where samples come from and how they are split into non-IID vehicle shards.
 
-    ``groups`` are the federated (target) distributions; each vehicle has a home group from which a
-    fraction ``home_fraction`` of its shard is drawn (the rest from the other groups). ``source_groups``
-    feed central pretraining only. Generated data is cached under ``cache_dir`` keyed by these settings
-    (default ``$VFEDSIM_CACHE`` or ``~/.cache/vfedsim``). ``seed`` seeds data generation only, so runs
-    with different scenario seeds share one cached data set.
+    ``source``: ``highway-env`` simulates the scene ``groups``; ``waymo-v2`` reads a Waymo Open Dataset v2
+    copy (Parquet component files) under ``waymo_dir`` (vfedsim.learn.waymo), whose segments are dealt to
+    the groups (only their number matters then). ``groups`` are the federated (target) distributions; each
+    vehicle has a home group from which a fraction ``home_fraction`` of its shard is drawn (the rest from the
+    other groups); with ``label_skew`` each vehicle's shard also follows its own Dirichlet draw over one
+    task's classes. ``source_groups`` feed central pretraining only. Generated data is cached under
+    ``cache_dir`` keyed by these settings (default ``$VFEDSIM_CACHE`` or ``~/.cache/vfedsim``). ``seed`` seeds
+    data generation only, so runs with different scenario seeds share one cached data set.
     """
 
-    source: Literal["highway-env"] = "highway-env"
+    source: Literal["highway-env", "waymo-v2"] = "highway-env"
+    waymo_dir: str | None = Field(default=None, validate_default=True)
     seed: NonNegativeInt = 0
     groups: tuple[SceneGroup, ...] = Field(
         default=(SceneGroup(scene="highway", density=2.0), SceneGroup(scene="merge", density=1.5)), min_length=1)
@@ -383,8 +458,17 @@ class DataConfig(Frozen):
     test_samples: PositiveInt = 400
     samples_per_vehicle: PositiveInt = 64
     home_fraction: Annotated[float, Field(ge=0, le=1)] = 0.8
+    label_skew: LabelSkew | None = None
     image_size_px: Annotated[int, Field(ge=16, le=128)] = 32
     cache_dir: str | None = None
+
+    @field_validator("waymo_dir")
+    @classmethod
+    def _waymo_needs_a_dir(cls, v: str | None, info) -> str | None:
+        if info.data.get("source") == "waymo-v2" and not v:
+            raise ValueError("required when source is 'waymo-v2': the directory that holds the v2 component "
+                             "folders (camera_image/, lidar_box/, vehicle_pose/, ...)")
+        return v
 
 
 class ModelConfig(Frozen):
@@ -442,6 +526,11 @@ class PeftConfig(Frozen):
     module_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     decompose_both: bool = False
     decompose_factor: int = -1
+    adapters: Literal["shared", "per-modality", "per-modality+shared"] = "shared"
+    """Where adapters go: ``shared``, ``method`` adapters on the trunk, shared by all modalities and tasks;
+    ``per-modality``, LoRA (``rank``, ``alpha``, ``dropout``) on each modality encoder's linear and
+    convolution layers (the encoders stay frozen), a separate module per modality, and none on the trunk;
+    ``per-modality+shared``, both (the reference's camera / LiDAR / text adapters plus a shared one)."""
 
     @model_validator(mode="after")
     def _method_options(self) -> "PeftConfig":
@@ -485,19 +574,26 @@ class MtlConfig(Frozen):
     ``weighting``: ``sum`` (sum of the tasks' cross-entropies), ``fixed`` (sum of ``weights[task]`` x loss;
     tasks left out of ``weights`` weigh 1), ``uncertainty`` (Kendall, Gal and Cipolla, CVPR 2018, eq. 10:
     sum of exp(-s_t) L_t + s_t / 2 with learned log-variances s_t = log sigma_t^2, trained locally and sent
-    with the adapters). ``gradient``: ``none``, or ``pcgrad`` (Yu et al., NeurIPS 2020: each task's gradient
+    with the adapters). ``gradient``: ``none``, ``pcgrad`` (Yu et al., NeurIPS 2020: each task's gradient
     loses its component along any other task's gradient it conflicts with, in an order drawn from the job's
-    random stream). Pretraining always uses the plain sum.
+    random stream) or ``cagrad`` (Liu et al., NeurIPS 2021: the update within ``cagrad_c`` x |g0| of the
+    average gradient g0 that most improves the worst task). Pretraining always uses the plain sum.
     """
 
     weighting: Literal["sum", "fixed", "uncertainty"] = "sum"
     weights: dict[str, NonNegativeFloat] = Field(default_factory=dict)
-    gradient: Literal["none", "pcgrad"] = "none"
+    gradient: Literal["none", "pcgrad", "cagrad"] = "none"
+    cagrad_c: NonNegativeFloat = 0.5
+    """CAGrad's c (Liu et al., NeurIPS 2021, eq. 3; 0.5 is the paper's choice): the radius of the ball around
+    the average gradient, relative to its norm, in which the worst task's improvement is maximised; 0 gives
+    the average gradient."""
 
     @model_validator(mode="after")
     def _weights_for_fixed(self) -> "MtlConfig":
         if self.weights and self.weighting != "fixed":
             raise ValueError(f"weights apply to weighting 'fixed', not {self.weighting!r}")
+        if self.gradient != "cagrad" and self.cagrad_c != 0.5:
+            raise ValueError(f"cagrad_c applies to gradient 'cagrad', not {self.gradient!r}")
         return self
 
 
@@ -509,10 +605,26 @@ class PretrainConfig(Frozen):
     lr: PositiveFloat = 2e-3
 
 
+class Onboarding(Frozen):
+    """A task that arrives at ``round`` (task onboarding): before it, the task has no head that anyone trains,
+    is in no vehicle's task set and is not evaluated (its rounds.csv columns are empty) and not pretrained;
+    at ``round`` its head starts from a deterministic initialisation (stream (seed, "head-init", task index)) and the
+    vehicles whose task set holds it start training it. ``freeze`` stops training (and uploading), from
+    that round on: ``shared`` the trunk's shared adapter, ``modality`` the per-modality adapters, ``heads``
+    the heads of the tasks present before."""
+
+    task: TaskName
+    round: PositiveInt
+    freeze: tuple[Literal["shared", "modality", "heads"], ...] = ()
+
+
 class LearningConfig(Frozen):
+    """The learning side: data, tasks, the model and its adapters, local training, pretraining, multi-task
+    training, task ``onboarding`` and the payload encoding."""
+
     data: DataConfig = DataConfig()
-    tasks: tuple[Literal["maneuver", "longitudinal", "leader"], ...] = Field(
-        default=("maneuver", "longitudinal", "leader"), min_length=1)
+    tasks: tuple[TaskName, ...] = Field(default=("maneuver", "longitudinal", "leader"), min_length=1)
+    onboarding: tuple[Onboarding, ...] = ()
     model: ModelConfig = ModelConfig()
     peft: PeftConfig = PeftConfig()
     local: LocalTraining = LocalTraining()
@@ -529,6 +641,23 @@ class LearningConfig(Frozen):
         if len(set(v)) != len(v):
             raise ValueError(f"tasks must be unique, got {list(v)}")
         return v
+
+    @model_validator(mode="after")
+    def _onboarding(self) -> "LearningConfig":
+        seen = [o.task for o in self.onboarding]
+        if len(set(seen)) != len(seen):
+            raise ValueError(f"onboarding names a task twice: {seen}")
+        unknown = [t for t in seen if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"onboarding tasks {unknown} must be in learning.tasks {list(self.tasks)}")
+        if len(seen) == len(self.tasks):
+            raise ValueError("at least one task of learning.tasks must be present from the start")
+        for o in self.onboarding:
+            if "shared" in o.freeze and self.peft.adapters == "per-modality":
+                raise ValueError("onboarding freeze 'shared' needs peft.adapters shared or per-modality+shared")
+            if "modality" in o.freeze and self.peft.adapters == "shared":
+                raise ValueError("onboarding freeze 'modality' needs peft.adapters per-modality[+shared]")
+        return self
 
     @field_validator("mtl")
     @classmethod

@@ -6,9 +6,9 @@ import time
 import numpy as np
 
 from vfedsim.learn import data as D
-from vfedsim.learn.data import TASK_CLASSES, Dataset, cache_dir, data_key, load_data, shard_indices
+from vfedsim.learn.data import TASK_CLASSES, TASKS, Dataset, cache_dir, data_key, load_data, shard_indices
 from vfedsim.rng import stream
-from vfedsim.scenario import DataConfig, SceneGroup
+from vfedsim.scenario import DataConfig, LabelSkew, SceneGroup
 
 SPLITS = ("pool", "test", "source")
 
@@ -26,13 +26,18 @@ def test_sizes_shapes_and_dtypes(tiny_learning, tiny_bundle):
         assert ds.kinematics.dtype == np.float32
         assert ds.occupancy.shape == (n, 3, D.GRID_CELLS, D.GRID_CELLS) and ds.occupancy.dtype == np.float32
         assert ds.camera.shape == (n, 1, px, px) and ds.camera.dtype == np.uint8
-        assert set(ds.labels) == set(TASK_CLASSES)
+        assert ds.lidar.shape == (n, 2, D.LIDAR_BEAMS) and ds.lidar.dtype == np.float32
+        assert list(ds.labels) == list(TASKS)
         for task, y in ds.labels.items():
-            assert y.shape == (n,) and y.dtype == np.int64
-            assert y.min() >= 0 and y.max() < len(TASK_CLASSES[task])
+            if TASKS[task].kind == "classification":
+                assert y.shape == (n,) and y.dtype == np.int64
+                assert y.min() >= 0 and y.max() < len(TASK_CLASSES[task])
+            else:
+                assert y.shape == (n, *TASKS[task].shape) and y.dtype == np.float32 and np.isfinite(y).all()
         assert ds.group.shape == (n,)
         assert np.isfinite(ds.kinematics).all() and np.isfinite(ds.occupancy).all()
         assert np.abs(ds.kinematics).max() <= 1.0 and np.abs(ds.occupancy).max() <= 1.0
+        assert np.abs(ds.lidar).max() <= 1.0 and ds.lidar[:, 0].min() >= 0.0
     assert np.bincount(tiny_bundle.pool.group).tolist() == [cfg.samples_per_group] * len(cfg.groups)
     assert set(np.unique(tiny_bundle.test.group)) == set(range(len(cfg.groups)))
     assert set(np.unique(tiny_bundle.source.group)) == set(range(len(cfg.source_groups)))
@@ -60,7 +65,8 @@ def test_every_task_has_several_classes(tiny_bundle):
     for split in SPLITS:
         for task, y in getattr(tiny_bundle, split).labels.items():
             assert len(np.unique(y)) > 1, (split, task)
-    for task, y in tiny_bundle.pool.labels.items():
+    for task in ("maneuver", "longitudinal", "leader"):
+        y = tiny_bundle.pool.labels[task]
         assert len(np.unique(y)) == len(TASK_CLASSES[task]), task   # every class occurs in the pool
 
 
@@ -72,9 +78,9 @@ def test_cache_hit_returns_identical_arrays(tiny_learning, tiny_bundle):
     assert time.perf_counter() - started < 1.0
     for split in SPLITS:
         a, b = getattr(tiny_bundle, split), getattr(again, split)
-        for name in ("kinematics", "occupancy", "camera", "group"):
+        for name in ("kinematics", "occupancy", "camera", "lidar", "group"):
             assert np.array_equal(getattr(a, name), getattr(b, name))
-        for task in TASK_CLASSES:
+        for task in TASKS:
             assert np.array_equal(a.labels[task], b.labels[task])
 
 
@@ -94,7 +100,8 @@ def test_cache_key_follows_the_data_settings(tmp_path):
     # settings that only shape the shards, and where the cache lives, do not change the samples
     for same in (base.model_copy(update={"cache_dir": str(tmp_path)}),
                  base.model_copy(update={"home_fraction": 0.3}),
-                 base.model_copy(update={"samples_per_vehicle": 5})):
+                 base.model_copy(update={"samples_per_vehicle": 5}),
+                 base.model_copy(update={"label_skew": LabelSkew(alpha=0.1)})):
         assert data_key(same) == key
 
 
@@ -114,7 +121,8 @@ def test_generation_is_deterministic_and_independent_of_workers(monkeypatch):
         runs.append(D.generate_splits([("a", groups, [40]), ("b", groups, [30])], seed=3, image_px=16))
     for x, y in zip(*runs):
         assert np.array_equal(x.kinematics, y.kinematics) and np.array_equal(x.camera, y.camera)
-        assert all(np.array_equal(x.labels[t], y.labels[t]) for t in TASK_CLASSES)
+        assert np.array_equal(x.lidar, y.lidar)
+        assert all(np.array_equal(x.labels[t], y.labels[t]) for t in TASKS)
     assert not np.array_equal(runs[0][0].kinematics[:30], runs[0][1].kinematics)  # splits: other episodes
 
 
@@ -162,3 +170,26 @@ def test_images_render_under_the_dummy_video_driver():
             "ds = D.generate_split([SceneGroup(vehicles=6)], [4], seed=0, split='x', image_px=16); "
             "assert ds.camera.std() > 5, ds.camera.std()")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+
+
+def test_label_skew_follows_a_dirichlet_draw_per_vehicle(tiny_bundle):
+    pool = tiny_bundle.pool
+    skew = LabelSkew(task="longitudinal", alpha=0.1)
+    mixes = []
+    for v in range(8):
+        idx = shard_indices(pool, home_group=v % 2, n_samples=40, home_fraction=0.8,
+                            rng=stream(0, "shard", v), label_skew=skew)
+        assert len(idx) == 40 and idx.dtype == np.int64
+        assert (pool.group[idx] == v % 2).sum() == 32                # the home fraction still holds
+        mixes.append(np.bincount(pool.labels["longitudinal"][idx], minlength=3) / 40)
+        again = shard_indices(pool, home_group=v % 2, n_samples=40, home_fraction=0.8,
+                              rng=stream(0, "shard", v), label_skew=skew)
+        assert np.array_equal(idx, again)
+    mixes = np.array(mixes)
+    assert mixes.max(axis=1).mean() > 0.8                            # alpha 0.1: mostly one class each
+    assert len(set(mixes.argmax(axis=1).tolist())) > 1               # ... not the same one for everybody
+    flat = [np.bincount(pool.labels["longitudinal"][shard_indices(
+        pool, home_group=0, n_samples=40, home_fraction=0.8, rng=stream(0, "shard", v),
+        label_skew=LabelSkew(task="longitudinal", alpha=1e4))], minlength=3) / 40 for v in range(8)]
+    prior = np.bincount(pool.labels["longitudinal"], minlength=3) / len(pool)
+    assert np.abs(np.mean(flat, axis=0) - prior).max() < 0.1         # large alpha: the pool's own mix

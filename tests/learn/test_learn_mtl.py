@@ -95,7 +95,8 @@ def test_objective_pcgrad_sets_the_sum_of_projected_task_gradients():
     ({"mtl": {"weighting": "sum", "weights": {"leader": 1.0}}}, "apply to weighting 'fixed'"),
     ({"mtl": {"weighting": "fixed", "weights": {"leader": -1.0}}}, "greater than or equal to 0"),
     ({"tasks": ["leader"], "mtl": {"weighting": "fixed", "weights": {"leader": 0.0}}}, "zero for every task"),
-    ({"mtl": {"gradient": "cagrad"}}, "allowed: none, pcgrad"),
+    ({"mtl": {"gradient": "gradnorm"}}, "allowed: none, pcgrad, cagrad"),
+    ({"mtl": {"cagrad_c": 0.2}}, "applies to gradient .cagrad."),
     ({"local": {"prox_mu": -0.1}}, "greater than or equal to 0"),
 ])
 def test_mtl_and_prox_settings_are_validated(raw, fragment):

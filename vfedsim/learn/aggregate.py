@@ -2,16 +2,21 @@
 
 Aggregation *policies* (who is averaged with what weight) live in vfedsim.policies; this module only does the
 arithmetic, in float64 and in the key order of the first state, so results are bit-reproducible.
+
+Module-aware aggregation (`module_aware`): vehicles upload only the modules they trained (their sensors'
+adapters, their tasks' heads), so the states of one aggregation may hold different keys. Each tensor is
+combined over the states that hold it only (its *senders*), with their weights; a tensor nobody sent keeps
+the global value. When every state holds every key this is exactly the combination of the full states.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
 __all__ = ["weighted_average", "state_delta", "apply_delta", "state_norm", "coordinate_median", "trimmed_mean",
            "pairwise_sq_distances", "krum_scores", "multi_krum", "FEDOPT_VARIANTS", "fedopt_step", "lora_pairs",
-           "lora_product_average"]
+           "lora_product_average", "sender_groups", "module_aware"]
 
 State = Mapping[str, torch.Tensor]
 
@@ -62,6 +67,38 @@ def apply_delta(base: State, delta: State, scale: float = 1.0) -> dict[str, torc
 def state_norm(state: State) -> float:
     """The L2 norm of all tensors together."""
     return float(torch.sqrt(sum((v.to(torch.float64) ** 2).sum() for v in state.values())))
+
+
+def _universe(global_state: State, states: Sequence[State]) -> list[str]:
+    """The keys of ``global_state``, then those only the states hold (in order of appearance)."""
+    keys = dict.fromkeys(global_state)
+    for s in states:
+        keys.update(dict.fromkeys(k for k in s if k not in keys))
+    return list(keys)
+
+
+def sender_groups(global_state: State, states: Sequence[State]) -> list[tuple[list[str], list[int]]]:
+    """The keys that some state holds (in `_universe` order: the global state's first), grouped by which
+    states hold them: [(keys, sender indices ascending)], groups in order of their first key."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for name in _universe(global_state, states):
+        senders = tuple(i for i, s in enumerate(states) if name in s)
+        if senders:
+            groups.setdefault(senders, []).append(name)
+    return [(keys, list(senders)) for senders, keys in groups.items()]
+
+
+def module_aware(global_state: State, states: Sequence[State], weights: Sequence[float],
+                 combine: Callable[[list[State], list[float]], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``combine(states, weights)`` applied per group of tensors over the states that sent them
+    (`sender_groups`); tensors nobody sent keep ``global_state``'s value. Keys: the global state's, then any
+    that only the states hold."""
+    if len(states) != len(weights):
+        raise ValueError(f"{len(states)} states but {len(weights)} weights")
+    out: dict[str, torch.Tensor] = dict(global_state)
+    for keys, senders in sender_groups(global_state, states):
+        out.update(combine([{k: states[i][k] for k in keys} for i in senders], [weights[i] for i in senders]))
+    return {k: out[k] for k in _universe(global_state, states)}
 
 
 # ----------------------------------------------------------------------------------- robust statistics

@@ -1,4 +1,9 @@
-"""Classification metrics over integer labels (numpy only).
+"""Classification metrics over integer labels and regression metrics over real targets (numpy only).
+
+Regression: ``mae`` is the mean absolute error (in the target's unit: seconds for ``ttc``); for trajectories
+(n, T, 2) in metres, ``ade`` is the average displacement error, the Euclidean distance between predicted
+and true positions averaged over the T horizons and the samples, and ``fde`` the final displacement error,
+that distance at the last horizon (Alahi et al., "Social LSTM", CVPR 2016, Sec. 4).
 
 Conventions follow scikit-learn: macro-F1 averages the per-class F1 over the classes that occur in the true
 or the predicted labels; balanced accuracy is the mean per-class recall over the classes that occur in the
@@ -8,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "accuracy", "macro_f1", "balanced_accuracy"]
+__all__ = ["confusion_matrix", "accuracy", "macro_f1", "balanced_accuracy", "mae", "ade", "fde"]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -44,3 +49,28 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
     if not present.any():
         return float("nan")
     return float((np.diag(m)[present] / support[present]).mean())
+
+
+def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean absolute error over all values (NaN when empty)."""
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    return float(np.abs(y_true - y_pred).mean()) if y_true.size else float("nan")
+
+
+def _displacements(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 3 or y_true.shape[-1] != 2:
+        raise ValueError(f"trajectories must both be (n, T, 2), got {y_true.shape} and {y_pred.shape}")
+    return np.linalg.norm(y_true - y_pred, axis=-1)      # (n, T)
+
+
+def ade(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Average displacement error [m] over (n, T, 2) trajectories."""
+    d = _displacements(y_true, y_pred)
+    return float(d.mean()) if d.size else float("nan")
+
+
+def fde(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Final displacement error [m]: the distance at the last horizon, averaged over samples."""
+    d = _displacements(y_true, y_pred)
+    return float(d[:, -1].mean()) if d.size else float("nan")

@@ -1,25 +1,33 @@
 """The multi-modal multi-task (M3T) model and its parameter-efficient wrapping.
 
-One encoder per modality turns its input into ``d_model`` tokens: kinematics -> one token per vehicle row
-(V = 5, a shared MLP plus a learned slot embedding), occupancy grid -> 4 tokens (two convolutions, pooled
-to 2 x 2), camera -> 4 tokens (4 x 4 patches, a strided convolution, pooled to 2 x 2). A learned modality embedding is
-added to each modality's tokens and a CLS token is prepended. The 14 tokens go through the preset's trunk
-(vfedsim.learn.presets: ``m3t-tiny``, a pre-norm transformer of width ``d_model``; ``minilm-l6``, the
-packaged MiniLM-L6 encoder, after a linear projection ``proj`` from ``d_model`` to its width 384), whose
-attention projections ``q, k, v, o`` and MLP ``fc1, fc2`` are plain `nn.Linear` modules, so that peft's
-adapters target them by name. One linear head per task reads the final CLS token.
+One encoder per modality (`vfedsim.learn.scenes.MODALITIES`) turns its input into ``d_model`` tokens:
+kinematics -> one token per vehicle row (V = 5, a shared MLP plus a learned slot embedding), occupancy grid
+-> 4 tokens (two convolutions, pooled to 2 x 2), camera -> 4 tokens (4 x 4 patches, a strided convolution,
+pooled to 2 x 2), lidar -> 4 tokens (two 1-D convolutions over the beams, the second strided by 4, pooled to
+4). A learned modality embedding is added to each modality's tokens and a CLS token is prepended. The 18
+tokens go through the preset's trunk (vfedsim.learn.presets: ``m3t-tiny``, a pre-norm transformer of width
+``d_model``; ``minilm-l6``, the packaged MiniLM-L6 encoder, after a linear projection ``proj`` from
+``d_model`` to its width 384), whose attention projections ``q, k, v, o`` and MLP ``fc1, fc2`` are plain
+`nn.Linear` modules, so that peft's adapters target them by name. One linear head per task reads the final
+CLS token: a classification task's logits (B, classes), a regression task's outputs (B, *shape) in units of
+`vfedsim.learn.mtl.REGRESSION_SCALE` (multiply by it to get seconds or metres).
+
+Missing sensors: ``forward(..., modalities=...)`` runs only the given modalities' encoders and leaves the
+others' tokens out of the trunk's input (no padding, no mask; a packaged trunk's position embeddings are
+those of the kept token positions). ``tasks=...`` computes only those heads.
 
 Fine-tuning: `wrap_peft` (vfedsim.learn.adapters; `wrap_lora` is the same function) injects the adapters
-into the trunk and freezes everything except the adapters and the task heads. `trainable_state` is what a
-vehicle uploads.
+(shared on the trunk, per modality on the encoders, or both) and freezes everything except the adapters and
+the task heads. `trainable_state` is what a vehicle may upload.
 """
 from __future__ import annotations
 
 import os
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,21 +35,27 @@ from torch import nn
 from ..rng import int_seed
 from ..scenario import LearningConfig, ModelConfig
 from .adapters import wrap_peft
-from .data import KINEMATIC_FEATURES, NEIGHBOURS, TASK_CLASSES, Dataset
+from .data import Dataset
+from .mtl import task_losses, task_spec
 from .presets import PRESETS
+from .scenes import KINEMATIC_FEATURES, LIDAR_BEAMS, MODALITIES, NEIGHBOURS, TASKS
 
 __all__ = ["M3TModel", "build_model", "wrap_lora", "wrap_peft", "trainable_state", "load_trainable_state",
            "trainable_names", "count_parameters", "TensorData", "to_tensors", "multitask_loss",
-           "set_torch_threads"]
+           "set_torch_threads", "MODALITIES", "MODALITY_TOKENS", "TOKENS", "init_head"]
 
-MODALITY_TOKENS = {"kinematics": NEIGHBOURS + 1, "occupancy": 4, "camera": 4}
+MODALITY_TOKENS = {"kinematics": NEIGHBOURS + 1, "occupancy": 4, "camera": 4, "lidar": 4}
 TOKENS = 1 + sum(MODALITY_TOKENS.values())
 """CLS + the modalities' tokens."""
+LIDAR_CHANNELS = 2
+"""Lidar channels: normalised range and closing speed per beam (vfedsim.learn.scenes)."""
 
 
 class KinematicsEncoder(nn.Module):
     """(B, V, F) -> (B, V, d): a per-vehicle MLP plus a learned embedding of the row (ego, 1st nearest...),
     layer-normalised (each encoder ends in a LayerNorm so that the modalities' tokens share one scale)."""
+
+    adapter_targets = ("net.0", "net.2")
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
@@ -59,6 +73,8 @@ class GridEncoder(nn.Module):
     """(B, C, H, W) -> (B, 4, d): a first convolution (``kernel`` x ``kernel``, ``stride``; a patchify when
     they are equal), a strided 3x3 convolution to d channels, average-pooled to 2 x 2, layer-normalised."""
 
+    adapter_targets = ("conv1", "conv2")
+
     def __init__(self, channels: int, d_model: int, *, hidden: int, kernel: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, hidden, kernel, stride=stride, padding=(kernel - stride + 1) // 2)
@@ -73,21 +89,53 @@ class GridEncoder(nn.Module):
         return self.norm(x.flatten(2).transpose(1, 2) + self.pos)  # (B, 4, d)
 
 
-class M3TModel(nn.Module):
-    """Encoders -> shared trunk -> one head per task. ``forward`` returns {task: logits (B, classes)}.
+class LidarEncoder(nn.Module):
+    """(B, 2, beams) -> (B, 4, d): a 1-D convolution over neighbouring beams (kernel 3, circular padding:
+    the beams go round 360 degrees), a strided one (kernel = stride = 4) to d channels, average-pooled to 4
+    sectors, plus a learned sector embedding, layer-normalised."""
 
-    Inputs: kinematics float32 (B, V, F); occupancy float32 (B, 3, G, G); camera uint8 (B, 1, H, W)
-    (scaled to [-0.5, 0.5] here, so batches can stay uint8 until they are used).
+    adapter_targets = ("conv1", "conv2")
+
+    def __init__(self, d_model: int, *, hidden: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(LIDAR_CHANNELS, hidden, 3, padding=1, padding_mode="circular")
+        self.conv2 = nn.Conv1d(hidden, d_model, 4, stride=4)
+        self.pos = nn.Parameter(torch.zeros(4, d_model))
+        nn.init.normal_(self.pos, std=0.02)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.conv2(F.gelu(self.conv1(x))))
+        x = F.adaptive_avg_pool1d(x, 4)                            # (B, d, 4)
+        return self.norm(x.transpose(1, 2) + self.pos)             # (B, 4, d)
+
+
+def _head(width: int, task: str) -> nn.Linear:
+    spec = task_spec(task)
+    out = len(spec.classes) if spec.kind == "classification" else int(np.prod(spec.shape, dtype=np.int64))
+    return nn.Linear(width, out)
+
+
+class M3TModel(nn.Module):
+    """Encoders -> shared trunk -> one head per task. ``forward`` returns {task: output}: logits (B, classes)
+    for a classification task, (B, *shape) scaled values for a regression task.
+
+    Inputs, in `MODALITIES` order: kinematics float32 (B, V, F); occupancy float32 (B, 3, G, G); camera
+    uint8 (B, 1, H, W) (scaled to [-0.5, 0.5] here, so batches can stay uint8 until they are used); lidar
+    float32 (B, 2, LIDAR_BEAMS).
     """
 
     def __init__(self, cfg: ModelConfig, tasks: tuple[str, ...]) -> None:
         super().__init__()
         d = cfg.d_model
         self.tasks = tuple(tasks)
-        self.kinematics = KinematicsEncoder(d)
-        self.occupancy = GridEncoder(3, d, hidden=max(8, d // 4), kernel=3, stride=1)
-        self.camera = GridEncoder(1, d, hidden=max(8, d // 2), kernel=4, stride=4)
-        self.modality = nn.Parameter(torch.zeros(len(MODALITY_TOKENS), d))
+        self.encoders = nn.ModuleDict({
+            "kinematics": KinematicsEncoder(d),
+            "occupancy": GridEncoder(3, d, hidden=max(8, d // 4), kernel=3, stride=1),
+            "camera": GridEncoder(1, d, hidden=max(8, d // 2), kernel=4, stride=4),
+            "lidar": LidarEncoder(d, hidden=max(8, d // 4)),
+        })
+        self.modality = nn.Parameter(torch.zeros(len(MODALITIES), d))
         self.cls = nn.Parameter(torch.zeros(1, 1, d))
         nn.init.normal_(self.modality, std=0.02)
         nn.init.normal_(self.cls, std=0.02)
@@ -95,19 +143,43 @@ class M3TModel(nn.Module):
         width = preset.width(cfg)
         self.proj = nn.Linear(d, width) if preset.frozen_trunk else nn.Identity()  # into a packaged trunk
         self.trunk = preset.build(cfg, TOKENS)
-        self.heads = nn.ModuleDict({t: nn.Linear(width, len(TASK_CLASSES[t])) for t in self.tasks})
+        self.heads = nn.ModuleDict({t: _head(width, t) for t in self.tasks})
 
-    def forward(self, kinematics: torch.Tensor, occupancy: torch.Tensor,
-                camera: torch.Tensor) -> dict[str, torch.Tensor]:
-        cam = camera.to(torch.float32) * (1.0 / 255.0) - 0.5
-        tokens = torch.cat([
-            self.cls.expand(kinematics.shape[0], -1, -1),
-            self.kinematics(kinematics) + self.modality[0],
-            self.occupancy(occupancy) + self.modality[1],
-            self.camera(cam) + self.modality[2],
-        ], dim=1)
-        z = self.trunk(self.proj(tokens))[:, 0]
-        return {t: head(z) for t, head in self.heads.items()}
+    def forward(self, kinematics: torch.Tensor, occupancy: torch.Tensor, camera: torch.Tensor,
+                lidar: torch.Tensor | None = None, *, modalities: Sequence[str] | None = None,
+                tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        inputs = {"kinematics": kinematics, "occupancy": occupancy,
+                  "camera": camera.to(torch.float32) * (1.0 / 255.0) - 0.5, "lidar": lidar}
+        use = set(MODALITIES if modalities is None else modalities)
+        if lidar is None:
+            use.discard("lidar")
+        if not use:
+            raise ValueError("the model needs at least one modality")
+        parts = [self.cls.expand(kinematics.shape[0], -1, -1)]
+        keep, offset = [0], 1
+        for i, m in enumerate(MODALITIES):
+            n = MODALITY_TOKENS[m]
+            if m in use:
+                parts.append(self.encoders[m](inputs[m]) + self.modality[i])
+                keep.extend(range(offset, offset + n))
+            offset += n
+        positions = None if len(keep) == TOKENS else torch.tensor(keep)
+        z = self.trunk(self.proj(torch.cat(parts, dim=1)), positions)[:, 0]
+        out = {}
+        for t, head in self.heads.items():
+            if tasks is None or t in tasks:
+                y = head(z)
+                spec = task_spec(t)
+                out[t] = y if spec.kind == "classification" else y.view(-1, *spec.shape)
+        return out
+
+
+def init_head(model: M3TModel, task: str, seed: int) -> None:
+    """Re-initialise ``task``'s head (a new task, onboarded) from (seed, "head-init", the task's index in
+    `vfedsim.learn.scenes.TASKS`): the default `nn.Linear` initialisation, drawn from that stream only."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(int_seed(seed, "head-init", list(TASKS).index(task)))
+        model.heads[task].reset_parameters()
 
 
 def build_model(cfg: LearningConfig, *, seed: int | None = None) -> M3TModel:
@@ -157,16 +229,17 @@ class TensorData:
     kinematics: torch.Tensor
     occupancy: torch.Tensor
     camera: torch.Tensor
+    lidar: torch.Tensor
     labels: dict[str, torch.Tensor]
 
     def __len__(self) -> int:
         return int(self.kinematics.shape[0])
 
-    def inputs(self, idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(kinematics, occupancy, camera) of rows ``idx`` (all rows when None), the model's arguments."""
+    def inputs(self, idx: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """(kinematics, occupancy, camera, lidar) of rows ``idx`` (all rows when None), the model's arguments."""
         if idx is None:
-            return self.kinematics, self.occupancy, self.camera
-        return self.kinematics[idx], self.occupancy[idx], self.camera[idx]
+            return self.kinematics, self.occupancy, self.camera, self.lidar
+        return self.kinematics[idx], self.occupancy[idx], self.camera[idx], self.lidar[idx]
 
     def targets(self, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return dict(self.labels) if idx is None else {t: y[idx] for t, y in self.labels.items()}
@@ -175,14 +248,21 @@ class TensorData:
         return TensorData(*self.inputs(idx), self.targets(idx))
 
 
-def to_tensors(ds: Dataset, tasks: tuple[str, ...]) -> TensorData:
+def to_tensors(ds: Dataset, tasks: Sequence[str]) -> TensorData:
+    """``ds`` as tensors with the labels of ``tasks``. A data set without lidar (made before it existed)
+    gets an all-"nothing in range" scan (range 1, speed 0)."""
+    lidar = getattr(ds, "lidar", None)
+    if lidar is None:
+        lidar = np.zeros((len(ds.kinematics), LIDAR_CHANNELS, LIDAR_BEAMS), np.float32)
+        lidar[:, 0] = 1.0
     return TensorData(torch.from_numpy(ds.kinematics), torch.from_numpy(ds.occupancy),
-                      torch.from_numpy(ds.camera), {t: torch.from_numpy(ds.labels[t]) for t in tasks})
+                      torch.from_numpy(ds.camera), torch.from_numpy(np.ascontiguousarray(lidar)),
+                      {t: torch.from_numpy(ds.labels[t]) for t in tasks})
 
 
-def multitask_loss(logits: Mapping[str, torch.Tensor], labels: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """The sum over tasks of the mean cross-entropy."""
-    return sum(F.cross_entropy(logits[t], labels[t]) for t in logits)
+def multitask_loss(outputs: Mapping[str, torch.Tensor], labels: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The sum over the outputs' tasks of their losses (`vfedsim.learn.mtl.task_losses`)."""
+    return sum(task_losses(outputs, labels).values())
 
 
 def set_torch_threads() -> int:

@@ -11,7 +11,8 @@
   learn to feed and read it). ``trunk_init: random`` replaces the packaged weights by BERT's random
   initialisation (normal, std 0.02), a baseline for what the packaged weights bring.
 
-Both trunks name their linear layers ``q, k, v, o`` (attention) and ``fc1, fc2`` (MLP), so that the same
+Both trunks take ``(tokens, positions=None)``, positions being the indices of the tokens present when some
+modalities are missing. Both name their linear layers ``q, k, v, o`` (attention) and ``fc1, fc2`` (MLP), so that the same
 ``peft.target_modules`` reach them. Presets are registered by name in `PRESETS`.
 """
 from __future__ import annotations
@@ -93,7 +94,9 @@ class Trunk(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln = nn.LayerNorm(cfg.d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """``positions`` (the kept tokens' indices, when some modalities are missing) is not needed: the
+        tokens carry their own modality and slot embeddings."""
         for block in self.blocks:
             x = block(x)
         return self.ln(x)
@@ -180,8 +183,9 @@ class MiniLMTrunk(nn.Module):
                         own[f"blocks.{i}.{ours}.{leaf}"].copy_(
                             f.get_tensor(f"{prefix}encoder.layer.{i}.{theirs}.{leaf}"))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.ln_embed(x + self.embed)
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """``positions``: the token positions present in ``x`` (all when None), whose embeddings are added."""
+        x = self.ln_embed(x + (self.embed if positions is None else self.embed[positions]))
         for block in self.blocks:
             x = block(x)
         return x

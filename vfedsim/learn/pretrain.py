@@ -1,13 +1,15 @@
 """Central pretraining of the foundation model on the source split, cached on disk.
 
-Encoders, trunk and heads are trained together on ``bundle.source`` (``data.source_groups``) with the
-multi-task loss (the sum over tasks of the cross-entropy), Adam, ``pretrain.epochs`` epochs of shuffled
+Encoders (every modality, lidar included), trunk and heads are trained together on ``bundle.source``
+(``data.source_groups``) with the multi-task loss (the sum over tasks of `vfedsim.learn.mtl.task_losses`:
+cross-entropy, or smooth-L1 for regression tasks), Adam, ``pretrain.epochs`` epochs of shuffled
 mini-batches. Everything random comes from (data.seed, "pretrain"): the same settings give the same weights.
 The result is a ``state_dict`` saved atomically under the data cache, keyed by the data key and the model,
 pretraining and task settings; federated fine-tuning starts from it. A preset whose trunk comes from a
 package (``minilm-l6``) keeps it frozen here too: only the encoders, the projection and the heads train, and
 the cached file holds only those (the trunk is read from the package again, and the package's version is
-part of the key).
+part of the key). Tasks that are onboarded later (``learning.onboarding``) are not pretrained: their heads
+keep their initial weights here, and the learner initialises them again when they arrive.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import hashlib
 import io
 import json
 import pickle
+import sys
 import time
 from pathlib import Path
 
@@ -27,10 +30,16 @@ from .model import M3TModel, build_model, multitask_loss, to_tensors, set_torch_
 from .presets import PRESETS
 
 __all__ = ["pretrain", "pretrain_key", "pretrained_path", "ensure_pretrained", "load_pretrained",
-           "PRETRAIN_VERSION"]
+           "pretrain_tasks", "PRETRAIN_VERSION"]
 
-PRETRAIN_VERSION = 1
+PRETRAIN_VERSION = 2  # 2: lidar encoder, regression tasks, onboarded tasks left out
 """Bump when the model or the pretraining procedure changes: it is part of the cache key."""
+
+
+def pretrain_tasks(cfg: LearningConfig) -> tuple[str, ...]:
+    """The tasks pretraining trains: ``learning.tasks`` less those onboarded later."""
+    later = {o.task for o in cfg.onboarding}
+    return tuple(t for t in cfg.tasks if t not in later)
 
 
 def pretrain_key(cfg: LearningConfig) -> str:
@@ -40,9 +49,11 @@ def pretrain_key(cfg: LearningConfig) -> str:
     preset = PRESETS.get(cfg.model.preset)
     if preset.fingerprint is not None and cfg.model.trunk_init == "packaged":
         model["weights"] = preset.fingerprint()
-    text = json.dumps({"data": data_key(cfg.data), "model": model,
-                       "pretrain": cfg.pretrain.model_dump(mode="json"), "tasks": list(cfg.tasks),
-                       "version": PRETRAIN_VERSION}, sort_keys=True)
+    key = {"data": data_key(cfg.data), "model": model, "pretrain": cfg.pretrain.model_dump(mode="json"),
+           "tasks": list(cfg.tasks), "version": PRETRAIN_VERSION}
+    if cfg.onboarding:
+        key["pretrain_tasks"] = list(pretrain_tasks(cfg))
+    text = json.dumps(key, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -61,7 +72,8 @@ def pretrain(cfg: LearningConfig, source: Dataset, *, progress: bool = False) ->
     model = build_model(cfg)
     if _frozen_trunk(cfg):
         model.trunk.requires_grad_(False)
-    data = to_tensors(source, cfg.tasks)
+    tasks = pretrain_tasks(cfg)
+    data = to_tensors(source, tasks)
     n, batch = len(data), cfg.pretrain.batch_size
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.pretrain.lr)
     generator = torch.Generator().manual_seed(seed)
@@ -74,14 +86,14 @@ def pretrain(cfg: LearningConfig, source: Dataset, *, progress: bool = False) ->
             total = 0.0
             for start in range(0, n, batch):
                 idx = order[start:start + batch]
-                loss = multitask_loss(model(*data.inputs(idx)), data.targets(idx))
+                loss = multitask_loss(model(*data.inputs(idx), tasks=tasks), data.targets(idx))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total += loss.item() * len(idx)
             if progress:
                 print(f"  pretrain epoch {epoch + 1}/{cfg.pretrain.epochs}: loss {total / n:.4f} "
-                      f"({time.perf_counter() - started:.1f} s)", flush=True)
+                      f"({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
     model.requires_grad_(True)
     model.eval()
     return model

@@ -12,6 +12,14 @@ precision. The size that the network carries, `Learner.payload_bytes`, is that o
 the state (names, shapes and all), a little more than the packed values; `Learner.payload_breakdown` splits
 it by module.
 
+Heterogeneous vehicles and modules: a job carries the vehicle's modalities and tasks (its sensor suite and
+task set). It runs only its modalities' encoders, computes only its tasks' losses, and trains and uploads
+only the module groups that it can change (`Learner.job_groups`): the shared trunk adapter, its
+modalities' adapters, its tasks' heads (and the log-variances), less the groups that a task onboarding
+froze. Its `Update` holds only those tensors, and `Learner.upload_bytes` is the size of that state's file:
+upload sizes differ per vehicle. Task onboarding (``learning.onboarding``): a task arriving at round R is
+in no job before R, is evaluated as NaN before R, and its head starts from (seed, "head-init", task).
+
 Local objective: the multi-task loss of ``learning.mtl`` (vfedsim.learn.mtl) plus, with
 ``local.prox_mu`` = mu > 0, FedProx's proximal term mu/2 ||w - w_global||^2 (Li et al., MLSys 2020, eq. 2)
 over the trainable parameters, w_global being the job's base state; its gradient mu (w - w_global) is
@@ -30,11 +38,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..scenario import LearningConfig, LocalTraining, MtlConfig
 from .adapters import module_group, wrap_peft
-from .data import TASK_CLASSES, DataBundle, load_data
+from .data import DataBundle, load_data
 from .jobs import TrainJob
-from .metrics import accuracy, balanced_accuracy, macro_f1
-from .model import M3TModel, TensorData, set_torch_threads, to_tensors, trainable_state
-from .mtl import MultiTaskObjective, UncertaintyWeighting
+from .metrics import accuracy, ade, balanced_accuracy, fde, macro_f1, mae
+from .model import MODALITIES, M3TModel, TensorData, init_head, set_torch_threads, to_tensors, trainable_state
+from .mtl import REGRESSION_SCALE, MultiTaskObjective, UncertaintyWeighting, task_loss, task_spec
 from .payload import breakdown, deserialize_state, pack_tensors, serialize_state, unpack_state
 from .pretrain import load_pretrained
 
@@ -55,10 +63,12 @@ class Update:
 
 def local_train(model: torch.nn.Module, params: Sequence[torch.nn.Parameter], data: TensorData,
                 indices: torch.Tensor, local: LocalTraining, generator: torch.Generator, *,
-                objective: MultiTaskObjective | None = None) -> float:
+                objective: MultiTaskObjective | None = None, modalities: Sequence[str] | None = None,
+                tasks: Sequence[str] | None = None) -> float:
     """``local.epochs`` epochs of shuffled mini-batches over rows ``indices`` of ``data``, updating ``params``
-    (the model's trainable parameters) with a fresh optimizer. ``objective`` None: the plain sum of the
-    tasks' losses. Returns the mean training loss over steps (see the module docstring)."""
+    (the model's trainable parameters) with a fresh optimizer, through the encoders of ``modalities`` and the
+    heads of ``tasks`` (all when None). ``objective`` None: the plain sum of the tasks' losses. Returns the
+    mean training loss over steps (see the module docstring)."""
     if local.optimizer == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=local.lr)
     else:
@@ -76,7 +86,8 @@ def local_train(model: torch.nn.Module, params: Sequence[torch.nn.Parameter], da
         for start in range(0, n, batch):
             idx = order[start:start + batch]
             optimizer.zero_grad(set_to_none=True)
-            total += objective.backward(model(*data.inputs(idx)), data.targets(idx), params, generator)
+            outputs = model(*data.inputs(idx), modalities=modalities, tasks=tasks)
+            total += objective.backward(outputs, data.targets(idx), params, generator)
             if anchor is not None:
                 with torch.no_grad():
                     for p, w0 in zip(params, anchor):
@@ -102,8 +113,11 @@ class Learner:
         self.cfg = cfg
         set_torch_threads()
         self.bundle = bundle if bundle is not None else load_data(cfg.data, progress=progress)
-        self.model: M3TModel = wrap_peft(load_pretrained(cfg, self.bundle, progress=progress), cfg.peft,
-                                         seed=seed)
+        model = load_pretrained(cfg, self.bundle, progress=progress)
+        self.onboarding = {o.task: o for o in cfg.onboarding}
+        for task in self.onboarding:
+            init_head(model, task, seed)
+        self.model: M3TModel = wrap_peft(model, cfg.peft, seed=seed)
         if cfg.mtl.weighting == "uncertainty":
             self.model.mtl = UncertaintyWeighting(cfg.tasks)   # trainable, registered after the heads
         self.objective = MultiTaskObjective(cfg.mtl, cfg.tasks, getattr(self.model, "mtl", None))
@@ -111,9 +125,57 @@ class Learner:
         self.test = to_tensors(self.bundle.test, cfg.tasks)
         self.version = 0
         self._trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self._group = {n: module_group(n) for n, _ in self._trainable}
+        self.groups = tuple(dict.fromkeys(self._group.values()))
+        """The module groups of the trainable state, in order (payload.breakdown's groups)."""
         self._states: dict[int, dict[str, torch.Tensor]] = {0: trainable_state(self.model)}
         self._flops: dict[int, int] = {}
         self._payload_bytes: int | None = None
+        self._upload_bytes: dict[tuple[str, ...], int] = {}
+
+    # ---------------------------------------------------------------- tasks and modules
+    def active_tasks(self, round: int | None = None) -> tuple[str, ...]:
+        """The tasks that exist at ``round`` (every task when None): those not onboarded after it."""
+        if round is None:
+            return self.cfg.tasks
+        return tuple(t for t in self.cfg.tasks if t not in self.onboarding or self.onboarding[t].round <= round)
+
+    def frozen_groups(self, round: int | None = None) -> set[str]:
+        """The module groups that onboardings up to ``round`` froze (see `vfedsim.scenario.Onboarding`)."""
+        out: set[str] = set()
+        for o in self.cfg.onboarding:
+            if round is None or o.round > round:
+                continue
+            for part in o.freeze:
+                if part == "shared":
+                    out.update(g for g in self.groups if g.startswith("trunk."))
+                elif part == "modality":
+                    out.update(g for g in self.groups if g.startswith("encoder."))
+                else:
+                    out.update(f"heads.{t}" for t in self.active_tasks(o.round - 1))
+        return out
+
+    def job_groups(self, modalities: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+                   round: int | None = None) -> tuple[str, ...]:
+        """The module groups a vehicle with ``modalities`` and ``tasks`` (all when None) trains and uploads at
+        ``round``: the trunk's shared adapter, its modalities' adapters, its existing tasks' heads and the
+        log-variances, less the frozen groups; none when it has no task yet."""
+        mods = MODALITIES if modalities is None else tuple(modalities)
+        active = self.job_tasks(tasks, round)
+        if not active:
+            return ()
+        frozen = self.frozen_groups(round)
+        keep = []
+        for g in self.groups:
+            kind, _, name = g.partition(".")
+            if g in frozen or (kind == "encoder" and name not in mods) or (kind == "heads" and name not in active):
+                continue
+            keep.append(g)
+        return tuple(keep)
+
+    def job_tasks(self, tasks: Sequence[str] | None, round: int | None) -> tuple[str, ...]:
+        """The tasks of a task set (all when None) that exist at ``round``."""
+        return tuple(t for t in self.active_tasks(round) if tasks is None or t in tasks)
 
     # ---------------------------------------------------------------- global versions
     def global_state(self, version: int | None = None) -> dict[str, torch.Tensor]:
@@ -150,6 +212,29 @@ class Learner:
         scale per tensor); ``container``: the rest of the file (names, shapes, records). Sums to
         `payload_bytes`."""
         return breakdown(self._states[0], self.cfg.payload_dtype, module_group, total=self.payload_bytes())
+
+    def _subset(self, groups: Sequence[str]) -> dict[str, torch.Tensor]:
+        keep = set(groups)
+        return {n: t for n, t in self._states[0].items() if self._group[n] in keep}
+
+    def upload_bytes(self, modalities: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+                     round: int | None = None) -> int:
+        """[B] The upload of a vehicle with ``modalities`` and ``tasks`` at ``round``: the file of the module
+        groups it trained (`job_groups`), in ``payload_dtype``; 0 when it trained none."""
+        groups = self.job_groups(modalities, tasks, round)
+        if groups not in self._upload_bytes:
+            subset = self._subset(groups)
+            self._upload_bytes[groups] = len(serialize_state(subset, self.cfg.payload_dtype)) if subset else 0
+        return self._upload_bytes[groups]
+
+    def upload_breakdown(self, modalities: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+                         round: int | None = None) -> dict[str, int]:
+        """`upload_bytes` by module group (plus ``container``), as `payload_breakdown`."""
+        subset = self._subset(self.job_groups(modalities, tasks, round))
+        if not subset:
+            return {}
+        return breakdown(subset, self.cfg.payload_dtype, module_group,
+                         total=self.upload_bytes(modalities, tasks, round))
 
     def _batch_flops(self, batch: int) -> int:
         """FLOPs of one forward + backward pass on ``batch`` samples, counted by torch's FlopCounterMode."""
@@ -198,19 +283,33 @@ class Learner:
                             self.cfg.payload_dtype)
 
     def run_job(self, job: TrainJob) -> Update:
+        """Train ``job`` (see the module docstring); its update holds only the groups it trained."""
         indices = torch.as_tensor(np.asarray(job.indices, dtype=np.int64))
         if len(indices) == 0:
             raise ValueError(f"job of vehicle {job.vehicle} has no samples")
+        groups = set(self.job_groups(job.modalities, job.tasks, job.round))
+        if not groups:
+            return Update(job.vehicle, len(indices), {}, float("nan"), job.base_version)
         self._load(self.downlink(job.base_version))
-        params = [p for _, p in self._trainable]
+        names = [n for n, _ in self._trainable if self._group[n] in groups]
+        params = [p for n, p in self._trainable if self._group[n] in groups]
+        others = [p for n, p in self._trainable if self._group[n] not in groups]
+        modalities = MODALITIES if job.modalities is None else tuple(job.modalities)
+        tasks = self.job_tasks(job.tasks, job.round)
         generator = torch.Generator().manual_seed(int(job.seed))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(job.seed))  # dropout, if any
-            loss = local_train(self.model, params, self.pool, indices, self.cfg.local, generator,
-                               objective=self.objective)
+        try:
+            for p in others:
+                p.requires_grad_(False)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(job.seed))  # dropout, if any
+                loss = local_train(self.model, params, self.pool, indices, self.cfg.local, generator,
+                                   objective=self.objective, modalities=modalities, tasks=tasks)
+        finally:
+            for p in others:
+                p.requires_grad_(True)
         dtype = self.cfg.payload_dtype
         payload = pack_tensors(params, dtype)
-        state = unpack_state(payload, self._states[0], dtype)
+        state = unpack_state(payload, {n: self._states[0][n] for n in names}, dtype)
         return Update(job.vehicle, len(indices), state, loss, job.base_version)
 
     def run_jobs(self, jobs: Sequence[TrainJob]) -> list[Update]:
@@ -218,29 +317,51 @@ class Learner:
         return [self.run_job(job) for job in jobs]
 
     # ---------------------------------------------------------------- evaluation
-    def evaluate(self, state: Mapping[str, torch.Tensor] | None = None, *, batch: int = 512) -> dict[str, float]:
-        """Metrics on the test split: '<task>.accuracy', '.macro_f1', '.balanced_accuracy', '.loss' for each
-        task, and their means over tasks as 'mean.<metric>'. ``state`` None: the current global version."""
+    def evaluate_at(self, round: int, state: Mapping[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """`evaluate` at ``round``: tasks onboarded after it are NaN."""
+        return self.evaluate(state, round=round)
+
+    def evaluate(self, state: Mapping[str, torch.Tensor] | None = None, *, round: int | None = None,
+                 batch: int = 512) -> dict[str, float]:
+        """Metrics of the global model (every modality) on the test split, for every task of
+        ``learning.tasks``: classification '<task>.accuracy', '.macro_f1', '.balanced_accuracy'; ``ttc``
+        '.mae' [s]; ``trajectory`` '.ade', '.fde' [m]; and '.loss' (the training loss). 'mean.<metric>' are
+        the means over the classification tasks ('mean.loss' over all tasks). A task onboarded after
+        ``round`` is NaN (and left out of the means). ``state`` None: the current global version."""
         state = self.global_state() if state is None else state
         if state.keys() != self._states[0].keys():
             raise KeyError("evaluated state does not have the trainable parameters' keys")
         self._load(state)
         self.model.eval()
-        logits: dict[str, list[torch.Tensor]] = {t: [] for t in self.cfg.tasks}
+        active = self.active_tasks(round)
+        outputs: dict[str, list[torch.Tensor]] = {t: [] for t in self.cfg.tasks}
         with torch.inference_mode():
             for start in range(0, len(self.test), batch):
                 idx = torch.arange(start, min(start + batch, len(self.test)))
                 for t, z in self.model(*self.test.inputs(idx)).items():
-                    logits[t].append(z)
+                    outputs[t].append(z)
         out: dict[str, float] = {}
+        nan = float("nan")
         for t in self.cfg.tasks:
-            z = torch.cat(logits[t])
-            y = self.test.labels[t]
-            pred, truth, k = z.argmax(dim=1).numpy(), y.numpy(), len(TASK_CLASSES[t])
-            out[f"{t}.accuracy"] = accuracy(truth, pred)
-            out[f"{t}.macro_f1"] = macro_f1(truth, pred, k)
-            out[f"{t}.balanced_accuracy"] = balanced_accuracy(truth, pred, k)
-            out[f"{t}.loss"] = float(torch.nn.functional.cross_entropy(z, y))
-        for metric in ("accuracy", "macro_f1", "balanced_accuracy", "loss"):
-            out[f"mean.{metric}"] = float(np.mean([out[f"{t}.{metric}"] for t in self.cfg.tasks]))
+            z, y = torch.cat(outputs[t]), self.test.labels[t]
+            spec = task_spec(t)
+            on = t in active
+            if spec.kind == "classification":
+                pred, truth, k = z.argmax(dim=1).numpy(), y.numpy(), len(spec.classes)
+                out[f"{t}.accuracy"] = accuracy(truth, pred) if on else nan
+                out[f"{t}.macro_f1"] = macro_f1(truth, pred, k) if on else nan
+                out[f"{t}.balanced_accuracy"] = balanced_accuracy(truth, pred, k) if on else nan
+            else:
+                pred = (z.to(torch.float64) * REGRESSION_SCALE.get(t, 1.0)).numpy()
+                truth = y.to(torch.float64).numpy()
+                if len(spec.shape) == 2:
+                    out[f"{t}.ade"] = ade(truth, pred) if on else nan
+                    out[f"{t}.fde"] = fde(truth, pred) if on else nan
+                else:
+                    out[f"{t}.mae"] = mae(truth, pred) if on else nan
+            out[f"{t}.loss"] = float(task_loss(t, z, y)) if on else nan
+        classify = [t for t in active if task_spec(t).kind == "classification"]
+        for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
+            out[f"mean.{metric}"] = float(np.mean([out[f"{t}.{metric}"] for t in classify])) if classify else nan
+        out["mean.loss"] = float(np.mean([out[f"{t}.loss"] for t in active]))
         return out

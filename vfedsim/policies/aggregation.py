@@ -7,6 +7,11 @@ An aggregator is any object with ``aggregate(global_state, updates) -> state``, 
 keeps its moments in it. Tensor math lives in `vfedsim.learn.aggregate`, imported lazily, so that this
 module stays importable without torch (``vfedsim validate`` never imports it).
 
+Every built-in is module-aware (`vfedsim.learn.aggregate.module_aware`): an update's state holds only the
+modules its vehicle trained (its sensors' adapters, its tasks' heads); each tensor is combined over the
+updates that hold it (weighted by their samples where the rule weighs), and a tensor no update holds keeps
+the global value. Robust rules apply per group of tensors over its senders.
+
 Built-ins: ``fedavg``, ``fedprox`` (sample-weighted averages); ``fedadam``, ``fedyogi``, ``fedadagrad``
 (server optimisers); ``median``, ``trimmed_mean``, ``krum``, ``multi_krum`` (robust, unweighted);
 ``lora_product`` (exact average of the LoRA products B A, refactored to rank r).
@@ -41,6 +46,13 @@ def _weights(updates: Sequence[Any]) -> list[float]:
     return [float(u.num_samples) for u in updates]
 
 
+def _per_module(global_state: Mapping[str, Any], updates: Sequence[Any], combine: Any) -> dict[str, Any]:
+    """``combine(states, weights)`` per group of tensors over the updates that sent them (module-aware)."""
+    from ..learn.aggregate import module_aware
+
+    return module_aware(global_state, [u.state for u in updates], _weights(updates), combine)
+
+
 def _number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
             low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a float inside the given bounds, or a ValueError that names the option."""
@@ -70,7 +82,7 @@ class FedAvg:
     def aggregate(self, global_state: Mapping[str, Any], updates: Sequence[Any]) -> dict[str, Any]:
         from ..learn.aggregate import weighted_average
 
-        return weighted_average([u.state for u in updates], _weights(updates))
+        return _per_module(global_state, updates, weighted_average)
 
 
 @AGGREGATORS.register("fedprox")
@@ -104,13 +116,22 @@ class _FedOpt:
         self.v: dict[str, Any] | None = None
 
     def aggregate(self, global_state: Mapping[str, Any], updates: Sequence[Any]) -> dict[str, Any]:
+        import torch
+
         from ..learn.aggregate import fedopt_step, weighted_average
 
-        target = weighted_average([u.state for u in updates], _weights(updates))
+        target = _per_module(global_state, updates, weighted_average)
         if self.m is not None and self.m.keys() != global_state.keys():
             self.m = self.v = None  # a different model: start the moments again
+        m_prev, v_prev = self.m, self.v
         new, self.m, self.v = fedopt_step(global_state, target, self.m, self.v, variant=self.variant,
                                           eta=self.eta, beta1=self.beta1, beta2=self.beta2, tau=self.tau)
+        sent = set().union(*(u.state.keys() for u in updates))
+        for k in global_state:
+            if k not in sent:  # nobody sent this module: it and its moments stay as they were
+                new[k] = global_state[k]
+                self.m[k] = torch.zeros_like(self.m[k]) if m_prev is None else m_prev[k]
+                self.v[k] = torch.full_like(self.v[k], self.tau ** 2) if v_prev is None else v_prev[k]
         return new
 
 
@@ -140,7 +161,7 @@ class Median:
     def aggregate(self, global_state: Mapping[str, Any], updates: Sequence[Any]) -> dict[str, Any]:
         from ..learn.aggregate import coordinate_median
 
-        return coordinate_median([u.state for u in updates])
+        return _per_module(global_state, updates, lambda states, w: coordinate_median(states))
 
 
 @AGGREGATORS.register("trimmed_mean")
@@ -155,7 +176,7 @@ class TrimmedMean:
     def aggregate(self, global_state: Mapping[str, Any], updates: Sequence[Any]) -> dict[str, Any]:
         from ..learn.aggregate import trimmed_mean
 
-        return trimmed_mean([u.state for u in updates], self.trim_fraction)
+        return _per_module(global_state, updates, lambda states, w: trimmed_mean(states, self.trim_fraction))
 
 
 @AGGREGATORS.register("krum")
@@ -173,7 +194,7 @@ class Krum:
     def aggregate(self, global_state: Mapping[str, Any], updates: Sequence[Any]) -> dict[str, Any]:
         from ..learn.aggregate import multi_krum
 
-        return multi_krum([u.state for u in updates], self.f, 1)[0]
+        return _per_module(global_state, updates, lambda states, w: multi_krum(states, self.f, 1)[0])
 
 
 @AGGREGATORS.register("multi_krum")
@@ -190,9 +211,11 @@ class MultiKrum:
     def aggregate(self, global_state: Mapping[str, Any], updates: Sequence[Any]) -> dict[str, Any]:
         from ..learn.aggregate import multi_krum
 
-        n = len(updates)
-        m = max(n - self.f, 1) if self.m is None else self.m
-        return multi_krum([u.state for u in updates], self.f, m)[0]
+        def combine(states: list, w: list) -> dict[str, Any]:
+            m = max(len(states) - self.f, 1) if self.m is None else self.m
+            return multi_krum(states, self.f, m)[0]
+
+        return _per_module(global_state, updates, combine)
 
 
 @AGGREGATORS.register("lora_product")
@@ -208,7 +231,7 @@ class LoraProduct:
     def aggregate(self, global_state: Mapping[str, Any], updates: Sequence[Any]) -> dict[str, Any]:
         from ..learn.aggregate import lora_product_average
 
-        return lora_product_average([u.state for u in updates], _weights(updates))
+        return _per_module(global_state, updates, lora_product_average)
 
 
 def make_aggregator(name: str, options: dict[str, Any]) -> Aggregator:

@@ -15,7 +15,7 @@ policies live in the user's own file, loaded with ``vfedsim run --plugins my_pol
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,7 +34,14 @@ class WorldSnapshot:
 
     One entry per *candidate*: a vehicle on the road, inside an RSU's coverage, not busy. Arrays are
     aligned with ``vehicle_ids`` (sorted ascending). Predictions assume the vehicle's current speed and
-    link rates hold; the network may still prove them wrong.
+    link rates hold; the network may still prove them wrong. ``upload_bytes`` is the whole trainable
+    state; a vehicle uploads only its own modules (its sensors' adapters, its tasks' heads), so its real
+    upload may be smaller.
+
+    Learning side (per candidate; empty tuples / arrays when the strategy does not know them):
+    ``sensors`` the modalities of its sensor suite (``fleet.sensor_suites``), ``tasks`` its task set
+    (``fleet.task_sets``; empty: every task of ``learning.tasks``), ``n_samples`` its local shard size
+    [samples], ``last_selected_round`` the round (async: aggregation) it was last selected in, -1 if never.
     """
 
     time_s: float  # [s] simulated time of selection
@@ -54,6 +61,10 @@ class WorldSnapshot:
     device_class: tuple[str, ...]  # (M,) device class names
     participation_count: np.ndarray  # (M,) int rounds this vehicle was selected in before
     last_loss: np.ndarray  # (M,) last reported training loss; NaN if it never reported
+    sensors: tuple[tuple[str, ...], ...] = ()  # (M,) modalities of each vehicle's sensor suite
+    tasks: tuple[tuple[str, ...], ...] = ()  # (M,) each vehicle's task set (empty: all tasks)
+    n_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (M,) [samples]
+    last_selected_round: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (M,) -1: never
 
     @property
     def predicted_time_s(self) -> np.ndarray:

@@ -46,8 +46,9 @@ def staleness_weight(staleness: float, exponent: float = 0.5) -> float:
 
 
 def rebase(current: Mapping[str, Any], base: Mapping[str, Any], trained: Mapping[str, Any]) -> dict[str, Any]:
-    """current + (trained - base), per tensor: a stale client's delta applied to the current model."""
-    return {k: current[k] + (trained[k] - base[k]) for k in current}
+    """current + (trained - base), per tensor the client sent: a stale client's delta applied to the current
+    model (a client sends only the modules it trained)."""
+    return {k: current[k] + (trained[k] - base[k]) for k in trained}
 
 
 @STRATEGIES.register("async")
@@ -74,7 +75,7 @@ class AsyncStrategy(ClientStrategy):
         ctx, env, cfg = self.ctx, self.env, self.cfg
         rec = ctx.recorder
         rec.round_row(round=0, sim_time_s=env.now, selected=0, arrived=0, dropped=0,
-                      metrics=ctx.learner.evaluate(), train_loss=float("nan"),
+                      metrics=self.evaluate(0), train_loss=float("nan"),
                       extra={"mean_staleness": float("nan")})
         rec.set_round(1)
         duration = ctx.scenario.duration_s
@@ -195,7 +196,7 @@ class AsyncStrategy(ClientStrategy):
         self.aggregations += 1
         rec.event("aggregate", nbytes=0)
         last = self.aggregations == cfg.rounds
-        metrics = learner.evaluate() if (self.aggregations % cfg.eval_every == 0 or last) else {}
+        metrics = self.evaluate(self.aggregations) if (self.aggregations % cfg.eval_every == 0 or last) else {}
         rec.round_row(round=self.aggregations, sim_time_s=self.env.now, selected=self.selected_since,
                       arrived=len(entries), dropped=self.dropped_since, metrics=metrics,
                       train_loss=float(np.mean([u.train_loss for u in updates])),

@@ -7,7 +7,9 @@ the `Recorder` hooks. It holds no world math of its own.
 
 `ClientStrategy` is the part the strategies share: the read-only `WorldSnapshot` a selection policy
 sees, and one selected vehicle's life as a SimPy process: download, train (simulated time = FLOPs /
-device FLOP/s), wait for coverage, upload. What the vehicle trains from and what happens to its update
+device FLOP/s), wait for coverage, upload. The job carries the vehicle's sensor suite and task set; its
+upload carries only the modules it trained, so its size is the vehicle's own (`upload_bytes`), and the
+recorder is told the bytes of each module that arrived (rounds.csv ``bytes_up.<module>``). What the vehicle trains from and what happens to its update
 when it arrives are the strategy's (`base_version`, `arrive`).
 """
 from __future__ import annotations
@@ -51,6 +53,10 @@ class Learning(Protocol):
 
     def payload_bytes(self) -> int: ...
     def train_flops(self, n_samples: int) -> int: ...
+    # optional (`vfedsim.learn.train.Learner` has them; simpler learners may not):
+    #   upload_bytes(modalities, tasks, round) -> int        a vehicle's upload size [B]
+    #   upload_breakdown(modalities, tasks, round) -> dict   the same by module group
+    #   evaluate_at(round, state=None) -> dict               evaluation that knows the round (onboarding)
     def run_jobs(self, jobs: Sequence[Any]) -> list[Any]: ...
     def evaluate(self, state: Mapping[str, Any] | None = None) -> dict[str, float]: ...
     def global_state(self, version: int | None = None) -> dict[str, Any]: ...
@@ -140,6 +146,29 @@ class ClientStrategy:
         self.env = ctx.env
         self.participation = np.zeros(ctx.fleet.n, dtype=np.int64)
         self.last_loss = np.full(ctx.fleet.n, np.nan)
+        self.last_selected = np.full(ctx.fleet.n, -1, dtype=np.int64)
+
+    # ----------------------------------------------------------------------------- vehicles' modules
+    def modalities(self, v: int) -> tuple[str, ...] | None:
+        fleet = self.ctx.fleet
+        return fleet.modalities(v) if hasattr(fleet, "modalities") else None
+
+    def tasks(self, v: int) -> tuple[str, ...] | None:
+        fleet = self.ctx.fleet
+        return fleet.tasks(v) if hasattr(fleet, "tasks") else None
+
+    def upload_bytes(self, v: int, rc: RoundContext) -> int:
+        """[B] What vehicle ``v`` uploads in ``rc``: the modules it trains (``rc.upload_bytes`` when the
+        learner does not size uploads per vehicle)."""
+        size = getattr(self.ctx.learner, "upload_bytes", None)
+        return rc.upload_bytes if size is None else int(size(self.modalities(v), self.tasks(v), rc.round))
+
+    def evaluate(self, round: int, state: Mapping[str, Any] | None = None) -> dict[str, float]:
+        """The learner's metrics of ``state`` (the global model when None) at ``round``."""
+        at = getattr(self.ctx.learner, "evaluate_at", None)
+        if at is None:
+            return self.ctx.learner.evaluate() if state is None else self.ctx.learner.evaluate(state)
+        return at(round, state)
 
     # ------------------------------------------------------------------------------------------- hooks
     def base_version(self, v: int, rc: RoundContext, down: "TransferResult") -> int:
@@ -181,11 +210,16 @@ class ClientStrategy:
             device_class=tuple(ctx.fleet.device_name(int(v)) for v in ids),
             participation_count=self.participation[ids].copy(),
             last_loss=self.last_loss[ids].copy(),
+            sensors=tuple(self.modalities(int(v)) or () for v in ids),
+            tasks=tuple(self.tasks(int(v)) or () for v in ids),
+            n_samples=np.asarray(ctx.fleet.n_samples[ids], dtype=np.int64),
+            last_selected_round=self.last_selected[ids].copy(),
         )
 
     def start_client(self, v: int, rc: RoundContext, outcome: Any) -> simpy.Process:
         """Record the selection of ``v`` and start its process."""
         self.participation[v] += 1
+        self.last_selected[v] = rc.round
         self.ctx.recorder.event("selected", vehicle=v, rsu=self.ctx.network.serving_rsu(v))
         return self.env.process(self.client(v, rc, outcome))
 
@@ -214,7 +248,7 @@ class ClientStrategy:
             computing_since = None
             self.energy_compute(v, seconds, cause="")
             job = TrainJob(vehicle=v, round=rc.round, base_version=base, indices=ctx.shards(v),
-                           seed=self.job_seed(v, rc))
+                           seed=self.job_seed(v, rc), modalities=self.modalities(v), tasks=self.tasks(v))
             result: Any = job if self.cfg.lazy else ctx.learner.run_jobs([job])[0]
             wait = ctx.network.time_to_coverage_s(v)
             if wait > 0:
@@ -222,7 +256,10 @@ class ClientStrategy:
                     raise Dropped("no_coverage")
                 rec.event("wait_coverage", vehicle=v, duration_s=wait)
                 yield env.timeout(wait)
-            up = yield from self.transfer(v, rc.upload_bytes, "up")
+            up = yield from self.transfer(v, self.upload_bytes(v, rc), "up")
+            modules = getattr(ctx.learner, "upload_breakdown", None)
+            if modules is not None and hasattr(rec, "upload_modules"):
+                rec.upload_modules(modules(self.modalities(v), self.tasks(v), rc.round))
             self.arrive(v, result, up, rc, outcome)
         except Dropped as drop:
             self.drop(v, drop.cause)

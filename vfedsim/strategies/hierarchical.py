@@ -13,6 +13,7 @@ aggregated at the RSUs:
   event with its ``rsu``);
 * every ``cloud_every`` rounds (and after the last round) the cloud aggregates the edge models that
   changed since its last aggregation, each weighted by the samples of the updates it absorbed since then,
+  each edge model contributing only the modules its vehicles sent (module-aware, as for vehicles),
   after ``backhaul_latency_s`` of simulated time (``aggregate`` event with ``rsu`` -1); the new cloud model
   becomes every RSU's edge model.
 
@@ -47,6 +48,7 @@ class HierarchicalStrategy(SyncStrategy):
         self.cloud_version = ctx.learner.version
         self.edge_version: dict[int, int] = {}  # RSU -> its edge model's version since the last cloud round
         self.edge_samples: dict[int, float] = {}  # RSU -> samples absorbed since the last cloud round
+        self.edge_keys: dict[int, set[str]] = {}  # RSU -> tensors its vehicles sent since the last cloud round
         self.edge_aggregators: dict[int, Any] = {}
         self.cloud_aggregator = copy.deepcopy(ctx.aggregator)
         self.held: set[int] = {self.cloud_version}
@@ -55,7 +57,7 @@ class HierarchicalStrategy(SyncStrategy):
         ctx, env, cfg = self.ctx, self.env, self.cfg
         rec, learner = ctx.recorder, ctx.learner
         rec.round_row(round=0, sim_time_s=env.now, selected=0, arrived=0, dropped=0,
-                      metrics=learner.evaluate(learner.global_state(self.cloud_version)), train_loss=float("nan"),
+                      metrics=self.evaluate(0, learner.global_state(self.cloud_version)), train_loss=float("nan"),
                       extra={"cloud": 1})
         duration = ctx.scenario.duration_s
         total = cfg.rounds * cfg.cloud_every
@@ -78,7 +80,7 @@ class HierarchicalStrategy(SyncStrategy):
                 yield from self.aggregate_cloud()
                 clouds += 1
                 if clouds % cfg.eval_every == 0 or last:
-                    metrics = learner.evaluate(learner.global_state(self.cloud_version))
+                    metrics = self.evaluate(r, learner.global_state(self.cloud_version))
             self.release_unused()
             rec.round_row(round=r, sim_time_s=env.now, selected=len(rnd.chosen), arrived=len(arrived),
                           dropped=len(rnd.chosen) - len(arrived), metrics=metrics,
@@ -102,6 +104,7 @@ class HierarchicalStrategy(SyncStrategy):
             self.edge_version[rsu] = learner.commit(state)
             self.held.add(self.edge_version[rsu])
             self.edge_samples[rsu] = self.edge_samples.get(rsu, 0.0) + float(sum(u.num_samples for u in ups))
+            self.edge_keys.setdefault(rsu, set()).update(*(u.state.keys() for u in ups))
             self.ctx.recorder.event("aggregate", rsu=rsu, nbytes=0)
 
     def aggregate_cloud(self) -> Generator[simpy.Event, Any, None]:
@@ -112,8 +115,9 @@ class HierarchicalStrategy(SyncStrategy):
         edges = sorted(self.edge_version)
         if edges:
             models = [ServerUpdate(vehicle=-1, num_samples=self.edge_samples[rsu],
-                                   state=learner.global_state(self.edge_version[rsu]), train_loss=float("nan"),
-                                   base_version=self.cloud_version) for rsu in edges]
+                                   state={k: t for k, t in learner.global_state(self.edge_version[rsu]).items()
+                                          if k in self.edge_keys.get(rsu, ())},
+                                   train_loss=float("nan"), base_version=self.cloud_version) for rsu in edges]
             state = self.cloud_aggregator.aggregate(learner.global_state(self.cloud_version), models)
             self.cloud_version = learner.commit(state)
             self.held.add(self.cloud_version)
@@ -121,6 +125,7 @@ class HierarchicalStrategy(SyncStrategy):
                                 cause="" if edges else "no_updates")
         self.edge_version.clear()
         self.edge_samples.clear()
+        self.edge_keys.clear()
 
     def release_unused(self) -> None:
         """Release the versions that are neither the cloud model nor an edge model (no job is pending

@@ -54,7 +54,7 @@ class SyncStrategy(ClientStrategy):
         ctx, env, cfg = self.ctx, self.env, self.cfg
         rec = ctx.recorder
         rec.round_row(round=0, sim_time_s=env.now, selected=0, arrived=0, dropped=0,
-                      metrics=ctx.learner.evaluate(), train_loss=float("nan"))
+                      metrics=self.evaluate(0), train_loss=float("nan"))
         duration = ctx.scenario.duration_s
         k = cfg.clients_per_round
         for r in range(1, cfg.rounds + 1):
@@ -77,7 +77,7 @@ class SyncStrategy(ClientStrategy):
                       cause="" if updates else ("no_updates" if not arrived else "min_participants"))
             loss = float(np.mean([u.train_loss for u in updates])) if updates else float("nan")
             last = r == cfg.rounds or env.now >= duration
-            metrics = ctx.learner.evaluate() if (r % cfg.eval_every == 0 or last) else {}
+            metrics = self.evaluate(r) if (r % cfg.eval_every == 0 or last) else {}
             rec.round_row(round=r, sim_time_s=env.now, selected=len(rnd.chosen), arrived=len(arrived),
                           dropped=len(rnd.chosen) - len(arrived), metrics=metrics, train_loss=loss)
 
