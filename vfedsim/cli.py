@@ -183,6 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true", help="print CSV (exact values) instead of a table")
     p.add_argument("--plot", metavar="FILE", type=Path, help="also draw SNR and rate vs distance into FILE (.png)")
     p.set_defaults(handler=cmd_channel)
+
+    p = command("trace", "make a SUMO FCD trace for the sumo-fcd road (needs vfedsim[sumo])",
+                "Generate a network (netgenerate: a 4 x 3 Manhattan grid of 433 m x 250 m blocks, or a straight\n"
+                "2 km two-way highway), random trips (randomTrips.py) and simulate them with SUMO, writing its\n"
+                "floating-car data (--fcd-output) to --out; a scenario replays it with\n"
+                "  world: {road: {name: sumo-fcd, trace: FILE}}\n"
+                "Needs SUMO: pip install 'vfedsim[sumo]'. The same arguments give the same file.")
+    p.add_argument("--net", choices=("grid", "highway"), default="grid", help="road network (default grid)")
+    p.add_argument("--out", metavar="FILE", type=Path, required=True, help="trace to write (.xml or .xml.gz)")
+    p.add_argument("--vehicles", type=int, default=30, metavar="N", help="random trips (default 30)")
+    p.add_argument("--duration", type=float, default=120.0, metavar="S",
+                   help="simulated seconds, at 1 s steps (default 120)")
+    p.add_argument("--seed", type=int, default=0, metavar="K", help="SUMO and randomTrips seed (default 0)")
+    p.set_defaults(handler=cmd_trace)
     return parser
 
 
@@ -539,4 +553,12 @@ def cmd_channel(args: argparse.Namespace) -> int:
         path = plot_link_budget(budget, args.plot, min_snr_db=profile.min_snr_db,
                                 title=f"{profile.profile}: median link budget at {profile.bandwidth_hz / 1e6:g} MHz")
         print(f"plot: {path}", file=sys.stderr if args.csv else sys.stdout)
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from .tools.sumo_trace import make_trace
+
+    path = make_trace(args.out, net=args.net, vehicles=args.vehicles, duration_s=args.duration, seed=args.seed)
+    print(f"trace: {path}")
     return 0

@@ -35,27 +35,38 @@ class RunResult:
     summary: dict[str, Any]
 
 
-def check_scenario(scenario: Scenario) -> None:
-    """Resolve every registry name the scenario uses (raises `ScenarioError` listing the allowed names)."""
+def check_scenario(scenario: Scenario, *, mobility: Any | None = None) -> None:
+    """Resolve every registry name the scenario uses (raises `ScenarioError` listing the allowed names),
+    and build the mobility model (unless given) to check its trace and RSU sites."""
     from . import strategies  # noqa: F401  (registers the built-in strategies)
-    from .world.mobility import MOBILITY
 
-    MOBILITY.get(scenario.world.road.name)
     STRATEGIES.get(scenario.strategy.name)
     make_selector(scenario.strategy.selection.name, scenario.strategy.selection.options)
     make_aggregator(scenario.strategy.aggregation.name, scenario.strategy.aggregation.options)
-    n_rsus = _count_rsus(scenario)
-    if n_rsus == 0:
+    from .fleet import check_fleet
+
+    check_fleet(scenario)  # fleet.task_sets name tasks of learning.tasks
+    n_rsus = _count_rsus(scenario, mobility if mobility is not None else build_mobility(scenario))
+    if n_rsus == 0 and scenario.world.road.name == "highway":
         raise ScenarioError("world.rsus.first_at_m", f"no RSU lies on the road (length "
                             f"{scenario.world.road.length_m:g} m): first_at_m must be <= length_m")
+    if n_rsus == 0:
+        raise ScenarioError("world.rsus", f"no RSU site on the {scenario.world.road.name!r} road: set "
+                            "positions_m, or a smaller first_at_m / spacing_m")
     if scenario.strategy.clients_per_round > 10_000:
         raise ScenarioError("strategy.clients_per_round", "must be at most 10000")
 
 
-def _count_rsus(scenario: Scenario) -> int:
-    from .world.radio import rsu_positions
+def build_mobility(scenario: Scenario) -> Any:
+    """The scenario's mobility model (`vfedsim.world.mobility.MobilityModel`), by ``world.road.name``."""
+    from .world.mobility import MOBILITY
 
-    return int(rsu_positions(scenario.world.road, scenario.world.rsus).shape[0])
+    return MOBILITY.get(scenario.world.road.name)(scenario.world.road, scenario.world.traffic,
+                                                  seed=scenario.seed, duration_s=scenario.duration_s)
+
+
+def _count_rsus(scenario: Scenario, mobility: Any) -> int:
+    return int(mobility.rsu_sites(scenario.world.rsus).shape[0])
 
 
 def load_scenario(path: str | Path, *, overrides: Iterable[str] = (), seed: int | None = None) -> Scenario:
@@ -67,13 +78,13 @@ def load_scenario(path: str | Path, *, overrides: Iterable[str] = (), seed: int 
 
 def _network(env: Any, scenario: Scenario, mobility: Any, recorder: Recorder) -> Any:
     from .strategies.transfer import FluidNetwork, IdealNetwork
-    from .world.radio import Radio, rsu_positions
+    from .world.radio import Radio
 
     net = scenario.world.network
     if net.model == "ideal":
         return IdealNetwork(env, rate_bps=net.ideal_rate_bps, on_event=recorder.network_event)
     channel = scenario.world.channel
-    radio = Radio(profile=channel, rsu_xy=rsu_positions(scenario.world.road, scenario.world.rsus),
+    radio = Radio(profile=channel, rsu_xy=mobility.rsu_sites(scenario.world.rsus),
                   rsu_height_m=scenario.world.rsus.height_m, seed=scenario.seed)
     return FluidNetwork(env, mobility=mobility, radio=radio, config=net, uplink_hz=channel.bandwidth_hz,
                         downlink_hz=channel.downlink_hz, on_event=recorder.network_event)
@@ -90,9 +101,9 @@ def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
 
     from .fleet import build_fleet
     from .learn.data import shard_indices
-    from .world.mobility import MOBILITY
 
-    check_scenario(scenario)
+    mobility = build_mobility(scenario)
+    check_scenario(scenario, mobility=mobility)
     wall_start = time.perf_counter()
     out_dir = Path(out_dir)
     if learner is None:
@@ -105,8 +116,6 @@ def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
     bar = _progress_bar(scenario) if progress else None
     listeners = [lst for lst in (on_round, bar.update_row if bar else None) if lst is not None]
     recorder = Recorder(now=lambda: env.now, listeners=listeners)
-    mobility = MOBILITY.get(scenario.world.road.name)(scenario.world.road, scenario.world.traffic,
-                                                      seed=scenario.seed, duration_s=scenario.duration_s)
     trips = mobility.trips
     fleet = build_fleet(scenario, trips.n)
     network = _network(env, scenario, mobility, recorder)
@@ -118,7 +127,7 @@ def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
         if v not in shard_cache:
             shard_cache[v] = shard_indices(pool, home_group=int(fleet.home_group[v]),
                                            n_samples=int(fleet.n_samples[v]), home_fraction=data_cfg.home_fraction,
-                                           rng=stream(scenario.seed, "shard", v))
+                                           rng=stream(scenario.seed, "shard", v), label_skew=data_cfg.label_skew)
         return shard_cache[v]
 
     ctx = StrategyContext(env=env, scenario=scenario, network=network, mobility=mobility, fleet=fleet,
@@ -139,8 +148,7 @@ def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
         "device_class": [fleet.device_name(v) for v in range(fleet.n)],
         "home_group": fleet.home_group,
         "samples": fleet.n_samples,
-        "t_enter_s": trips.t_enter_s, "t_exit_s": trips.t_exit_s,
-        "direction": trips.direction.astype(np.int64), "lane": trips.lane, "speed_mps": trips.speed_mps,
+        **trips.columns(),
     })
     summary = recorder.write(out_dir, config=scenario.to_dict(), vehicles_base=vehicles,
                              events_format=scenario.output.events_format,

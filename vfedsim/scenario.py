@@ -53,6 +53,65 @@ class HighwayRoad(Frozen):
     directions: Literal[1, 2] = 2
 
 
+class UrbanGridRoad(Frozen):
+    """A Manhattan grid of ``rows`` x ``cols`` intersections (3GPP TR 37.885 §6.1.2 urban grid, after TR 36.885
+    Table A.1.2-1: blocks of 433 m x 250 m, 2 lanes per direction of 3.5 m). Intersection (r, c) is at
+    x = c ``block_x_m``, y = r ``block_y_m`` [m]; streets join neighbouring intersections.
+
+    Each vehicle (`vfedsim.world.urban.UrbanGridMobility`) enters at a random intersection, drives a
+    shortest route to another random intersection (choosing at random among equally short turns) in one
+    lane at a constant speed uniform in [``min_speed_kmh``, ``max_speed_kmh``] [km/h], and leaves there.
+    ``world.traffic`` gives the number of vehicles at t = 0 and the arrival rate; its ``speed`` and
+    ``trip_length`` apply to the highway only.
+    """
+
+    name: Literal["urban-grid"] = "urban-grid"
+    rows: Annotated[int, Field(ge=2)] = 4
+    cols: Annotated[int, Field(ge=2)] = 4
+    block_x_m: PositiveFloat = 433.0
+    block_y_m: PositiveFloat = 250.0
+    lanes_per_direction: PositiveInt = 2
+    lane_width_m: PositiveFloat = 3.5
+    min_speed_kmh: PositiveFloat = 15.0
+    max_speed_kmh: PositiveFloat = 60.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "UrbanGridRoad":
+        if not self.min_speed_kmh <= self.max_speed_kmh:
+            raise ValueError("min_speed_kmh must not exceed max_speed_kmh")
+        return self
+
+
+class SumoFcdRoad(Frozen):
+    """Replay of a SUMO floating-car-data trace (``sumo --fcd-output``; `vfedsim.world.fcd.FcdMobility`).
+
+    ``trace``: a ``.xml``, ``.xml.gz`` or ``.parquet`` file (parquet needs ``pip install vfedsim[parquet]``),
+    relative to the scenario file's directory; ``vfedsim trace`` makes one. Positions [m] are the trace's
+    x, y, linearly interpolated between timesteps; a vehicle is on the road from its first to its last
+    timestep. Trace time ``start_s`` [s] is simulated t = 0 (default: the trace's first timestep; vehicles
+    gone by then are left out). ``loop``: replay the trace again (with new vehicle ids) every trace span
+    plus one timestep until ``duration_s``. ``max_vehicles`` keeps the trace's first vehicles by first
+    appearance. ``world.traffic`` is not used.
+    """
+
+    name: Literal["sumo-fcd"] = "sumo-fcd"
+    trace: str
+    start_s: float | None = None
+    loop: bool = False
+    max_vehicles: PositiveInt | None = None
+
+    @field_validator("trace")
+    @classmethod
+    def _known_suffix(cls, v: str) -> str:
+        if not v.lower().endswith((".xml", ".xml.gz", ".parquet")):
+            raise ValueError(f"must be a .xml, .xml.gz or .parquet FCD file, got {v!r}")
+        return v
+
+
+Road = Annotated[Union[HighwayRoad, UrbanGridRoad, SumoFcdRoad], Field(discriminator="name")]
+"""A road (and its mobility model), by ``name``; a ``road`` section without a name is ``highway``."""
+
+
 class SpeedDistribution(Frozen):
     """Per-vehicle constant speed [km/h]: normal(mean, std) clipped to [min, max]."""
 
@@ -82,7 +141,9 @@ class TripLength(Frozen):
 
 
 class TrafficConfig(Frozen):
-    """Who is on the road: vehicles present at t=0, Poisson arrivals at both ends, speeds, trip lengths."""
+    """Who is on the road: vehicles present at t=0, Poisson arrivals at both ends, speeds, trip lengths.
+
+    ``urban-grid`` uses ``initial_vehicles`` and ``arrival_rate_per_s`` only; ``sumo-fcd`` uses none of it."""
 
     initial_vehicles: NonNegativeInt = 20
     arrival_rate_per_s: NonNegativeFloat = 0.05
@@ -91,12 +152,21 @@ class TrafficConfig(Frozen):
 
 
 class RSUConfig(Frozen):
-    """Road-side units along the road: at ``first_at_m``, then every ``spacing_m`` while inside the road."""
+    """Where road-side units stand (each mobility model's ``rsu_sites``), antenna height ``height_m`` [m].
+
+    ``positions_m``: explicit (x, y) sites [m], used with any road. Otherwise, ``highway``: at x =
+    ``first_at_m``, then every ``spacing_m`` while inside the road, ``side_offset_m`` beyond the road edge;
+    ``urban-grid``: at the intersections (r, c) with r and c multiples of ``every_nth_intersection``, on the
+    corner ``side_offset_m`` beyond both streets' edges; ``sumo-fcd``: a square lattice of pitch
+    ``spacing_m`` over the trace's bounding box, from ``first_at_m`` past its lower-left corner.
+    """
 
     spacing_m: PositiveFloat = 500.0
     first_at_m: NonNegativeFloat = 250.0
     side_offset_m: NonNegativeFloat = 10.0
     height_m: NonNegativeFloat = 5.0
+    every_nth_intersection: PositiveInt = 1
+    positions_m: Annotated[tuple[tuple[float, float], ...], Field(min_length=1)] | None = None
 
 
 class FreeSpacePathLoss(Frozen):
@@ -303,6 +373,7 @@ class NetworkConfig(Frozen):
     ``handover``: what a transfer does across a handover: ``continue`` (keeps its bytes), ``restart``
     (starts again from zero at the new RSU) or ``drop`` (fails: ``left_coverage`` when it left the disc,
     ``handover_failed`` on an A3 handover).
+
     """
 
     model: Literal["fluid", "ideal"] = "fluid"
@@ -317,11 +388,16 @@ class NetworkConfig(Frozen):
 
 
 class WorldConfig(Frozen):
-    road: HighwayRoad = HighwayRoad()
+    road: Road = HighwayRoad()
     traffic: TrafficConfig = TrafficConfig()
     rsus: RSUConfig = RSUConfig()
     channel: ChannelProfile = ChannelProfile()
     network: NetworkConfig = NetworkConfig()
+
+    @field_validator("road", mode="before")
+    @classmethod
+    def _highway_by_default(cls, v: Any) -> Any:
+        return {"name": "highway", **v} if isinstance(v, dict) and "name" not in v else v
 
 
 # ----------------------------------------------------------------------------------------------- fleet
@@ -1020,11 +1096,28 @@ def parse_scenario(raw: Any, *, base_dir: Path | None = None, overrides: Iterabl
     if seed is not None:
         raw["seed"] = seed
     world = raw.get("world")
+    if isinstance(world, dict) and isinstance(world.get("road"), dict) and world["road"].get("name") == "sumo-fcd":
+        world = {**world, "road": _resolve_trace(world["road"], base_dir)}
+        raw = {**raw, "world": world}
     if isinstance(world, dict) and isinstance(world.get("channel"), dict):
         raw = {**raw, "world": {**world, "channel": _resolve_channel(world["channel"], base_dir)}}
     elif isinstance(world, dict) and isinstance(world.get("channel"), str):
         raw = {**raw, "world": {**world, "channel": _resolve_channel({"profile": world["channel"]}, base_dir)}}
     return _validate(Scenario, raw)
+
+
+def _resolve_trace(road: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """``world.road.trace`` made absolute (relative to the scenario file's directory, else the working
+    directory), so the resolved config names the file wherever it is read; a missing file is an error."""
+    trace = road.get("trace")
+    if not isinstance(trace, str) or not trace.lower().endswith((".xml", ".xml.gz", ".parquet")):
+        return road  # the schema reports it
+    path = Path(trace).expanduser()
+    if not path.is_absolute():
+        path = (base_dir if base_dir is not None else Path.cwd()) / path
+    if not path.is_file():
+        raise ScenarioError("world.road.trace", f"trace file not found: {str(path)!r}")
+    return {**road, "trace": str(path.resolve())}
 
 
 def load_scenario_file(path: str | Path, *, overrides: Iterable[str] = (), seed: int | None = None) -> Scenario:

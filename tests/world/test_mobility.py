@@ -135,3 +135,25 @@ def test_one_vehicle_queries_equal_the_batched_ones():
             np.testing.assert_array_equal(p1[0], pos[i])
             np.testing.assert_array_equal(v1[0], vel[i])
             assert mob.travelled_m([i], t)[0] == trav[i]
+
+
+def test_highway_next_change_is_entry_then_exit():
+    m = make(traffic=TrafficConfig(initial_vehicles=3, arrival_rate_per_s=0.1), duration=100.0)
+    tr = m.trips
+    i = tr.n - 1  # an arrival
+    t0, t1 = float(tr.t_enter_s[i]), float(tr.t_exit_s[i])
+    assert t0 > 0.0
+    np.testing.assert_array_equal(m.next_change_s([0, i], 0.0), [tr.t_exit_s[0], t0])
+    assert m.next_change_s([i], t0)[0] == t1 and m.next_change_s([i], (t0 + t1) / 2)[0] == t1
+    assert m.next_change_s([i], t1)[0] == np.inf
+
+
+def test_highway_rsu_sites_are_the_road_layout_or_explicit():
+    from vfedsim.scenario import RSUConfig
+    from vfedsim.world.radio import rsu_positions
+
+    m = make()
+    cfg = RSUConfig(spacing_m=400.0, first_at_m=200.0)
+    np.testing.assert_array_equal(m.rsu_sites(cfg), rsu_positions(m.road, cfg))
+    np.testing.assert_array_equal(m.rsu_sites(RSUConfig(positions_m=((1.0, 2.0),))), [[1.0, 2.0]])
+    assert list(m.trips.columns()) == ["t_enter_s", "t_exit_s", "direction", "lane", "speed_mps"]
