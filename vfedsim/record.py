@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-__all__ = ["Recorder", "atomic_write_text", "atomic_write_bytes", "EVENT_COLUMNS", "FLOAT_FORMAT"]
+__all__ = ["Recorder", "atomic_write_text", "atomic_write_bytes", "EVENT_COLUMNS", "FLOAT_FORMAT", "jain_index"]
 
 EVENT_COLUMNS = ("time_s", "round", "vehicle", "kind", "rsu", "bytes", "cause", "duration_s", "energy_j")
 FLOAT_FORMAT = "%.9g"
@@ -188,9 +188,10 @@ class Recorder:
     def summary(rounds: pd.DataFrame, events: pd.DataFrame, vehicles: pd.DataFrame) -> dict[str, Any]:
         metric_cols = [c for c in rounds.columns if "." in c]
         drops = events[events["kind"] == "dropped"]["cause"].value_counts().sort_index()
-        selected = vehicles["times_selected"].to_numpy(dtype=float)
-        jain = float(selected.sum() ** 2 / (len(selected) * (selected ** 2).sum())) if selected.any() else float("nan")
         last = rounds.iloc[-1]
+        selected = vehicles["times_selected"].to_numpy(dtype=float)
+        present = _present(vehicles, float(last["sim_time_s"]))
+        jain = jain_index(selected[present])
         return {
             "rounds": int(last["round"]),
             "sim_time_s": float(last["sim_time_s"]),
@@ -208,7 +209,26 @@ class Recorder:
             "energy_tx_j": float(vehicles["energy_tx_j"].sum()),
             "jain_fairness_selected": jain,
             "vehicles": int(len(vehicles)),
+            "vehicles_present": int(present.sum()),
         }
+
+
+def jain_index(x: np.ndarray) -> float:
+    """Jain's fairness index (sum x)^2 / (n sum x^2) of allocations ``x`` (Jain, Chiu and Hawe, DEC-TR-301,
+    1984): 1 when all are equal, 1/n when one gets everything; NaN when nothing was allocated."""
+    x = np.asarray(x, dtype=float)
+    return float(x.sum() ** 2 / (len(x) * (x ** 2).sum())) if x.size and x.any() else float("nan")
+
+
+def _present(vehicles: pd.DataFrame, end_s: float) -> np.ndarray:
+    """Which vehicles were on the road at some time in [0, ``end_s``): those that could have been selected.
+    Vehicles generated for arrivals after the run ended (or that left before it began) do not count towards
+    fairness. Tables without trip times count every vehicle."""
+    if "t_enter_s" not in vehicles or "t_exit_s" not in vehicles:
+        return np.ones(len(vehicles), dtype=bool)
+    enter = vehicles["t_enter_s"].to_numpy(dtype=float)
+    leave = vehicles["t_exit_s"].to_numpy(dtype=float)
+    return (enter < end_s) & (leave > 0.0)
 
 
 def _clean(obj: Any) -> Any:
