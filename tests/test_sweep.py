@@ -312,15 +312,22 @@ def test_the_shipped_strategies_experiment_is_valid(tmp_path: Path) -> None:
         assert flops[-1] / flops[0] >= 20 and task.scenario.output.plots is False
 
 
-def test_the_shipped_selection_experiment_covers_every_policy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name, road", [("selection_policies", "highway"),
+                                        ("selection_policies_urban", "urban-grid")])
+def test_the_shipped_selection_experiments_cover_every_policy(tmp_path: Path, name: str, road: str) -> None:
     from vfedsim.policies import SELECTORS
 
-    exp = load_experiment(REPO / "experiments" / "selection_policies.yaml")
+    exp = load_experiment(REPO / "experiments" / f"{name}.yaml")
     built_in = [n for n in SELECTORS.names() if SELECTORS.get(n).__module__.startswith("vfedsim.")]  # no plugins
     assert sorted(exp.grid[SEL]) == sorted(built_in) and list(exp.grid) == [SEL]
     assert len(exp.seeds) == 3
     tasks = plan_runs(exp, out_dir=tmp_path)
-    assert len(tasks) == 3 * len(SELECTORS.names()) and all(t.scenario.strategy.rounds == 8 for t in tasks)
+    assert len(tasks) == 3 * len(built_in) and all(t.scenario.strategy.rounds == 8 for t in tasks)
+    assert {t.scenario.world.road.name for t in tasks} == {road}
+    # the same learning, devices and deadline on both roads: only the world differs
+    highway = plan_runs(load_experiment(REPO / "experiments" / "selection_policies.yaml"), out_dir=tmp_path)[0]
+    assert tasks[0].scenario.learning == highway.scenario.learning
+    assert tasks[0].scenario.fleet == highway.scenario.fleet
 
 
 @pytest.mark.slow
