@@ -6,7 +6,9 @@ none) with ``--pause`` seconds between uploads (default 5), so hundreds of fluid
 time. Simulates one hour (``--duration``) per fleet size and prints, one line per size, the uploads, bytes,
 handovers, wall and CPU seconds and simulated seconds per wall second, then ``real-time factor: N`` for the
 reference size (1,000 vehicles). ``--profile`` picks the channel profile (default log-distance) and ``--a3``
-switches handovers to A3 with ``--hysteresis`` dB and ``--ttt`` s.
+switches handovers to A3 with ``--hysteresis`` dB and ``--ttt`` s; ``--net KEY=VALUE`` (repeatable) sets any
+other `vfedsim.scenario.NetworkConfig` field, e.g. ``--net backhaul_capacity_bps=1e8 --net v2v.enabled=true``.
+Each vehicle's uploads are a SimPy process, as a strategy's client is; the network is one `FluidNetwork`.
 
     python benchmarks/network.py [--vehicles 100,1000,3000] [--duration 3600] [--profile 3gpp-highway] [--a3]
 """
@@ -15,11 +17,13 @@ from __future__ import annotations
 import argparse
 import time
 
+import yaml
+
 import numpy as np
 import simpy
 
 from vfedsim.scenario import parse_scenario
-from vfedsim.strategies.transfer import FluidNetwork
+from vfedsim.strategies.fluid import FluidNetwork
 from vfedsim.world.mobility import HighwayMobility
 from vfedsim.world.radio import Radio, rsu_positions
 
@@ -90,20 +94,31 @@ def main() -> None:
     ap.add_argument("--a3", action="store_true", help="A3 handovers (default: at coverage exit)")
     ap.add_argument("--hysteresis", type=float, default=3.0, help="A3 hysteresis [dB]")
     ap.add_argument("--ttt", type=float, default=0.32, help="A3 time-to-trigger [s]")
+    ap.add_argument("--net", action="append", default=[], metavar="KEY=VALUE",
+                    help="a world.network field (dots for nested ones: v2v.enabled=true); repeatable")
     args = ap.parse_args()
-    network = ({"handover_trigger": "a3", "handover_hysteresis_db": args.hysteresis,
-                "time_to_trigger_s": args.ttt} if args.a3 else {})
+    network: dict = ({"handover_trigger": "a3", "handover_hysteresis_db": args.hysteresis,
+                      "time_to_trigger_s": args.ttt} if args.a3 else {})
+    for item in args.net:
+        key, _, value = item.partition("=")
+        *parents, leaf = key.split(".")
+        node = network
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
     sizes = [int(s) for s in args.vehicles.split(",")]
     reference = None
     print(f"profile {args.profile}, {args.upload_bytes} B uploads, {args.pause:g} s pauses, "
-          f"handover {'A3 %g dB / %g s' % (args.hysteresis, args.ttt) if args.a3 else 'at coverage exit'}")
+          f"handover {'A3 %g dB / %g s' % (args.hysteresis, args.ttt) if args.a3 else 'at coverage exit'}"
+          + (f", network {network}" if args.net else ""))
     print(f"{'on road':>8} {'vehicles':>9} {'uploads':>8} {'failed':>7} {'GB up':>7} {'handovers':>9} "
-          f"{'wall s':>8} {'cpu s':>8} {'sim s / wall s':>15}")
+          f"{'wall s':>8} {'cpu s':>8} {'sim s / wall s':>15} {'cpu us / upload':>16}")
     for n in sizes:
         r = simulate(n, args.duration, upload_bytes=args.upload_bytes, pause_s=args.pause, profile=args.profile,
                      network=network)
         print(f"{n:>8} {r['vehicles_total']:>9} {r['done']:>8} {r['failed']:>7} {r['bytes'] / 1e9:>7.2f} "
-              f"{r['handovers']:>9} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} {r['rtf']:>15.0f}", flush=True)
+              f"{r['handovers']:>9} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} {r['rtf']:>15.0f} "
+              f"{1e6 * r['cpu_s'] / max(r['done'] + r['failed'], 1):>16.0f}", flush=True)
         if n == 1000 or reference is None:
             reference = (n, r["rtf"])
     print(f"real-time factor: {reference[1]:.0f} "

@@ -359,6 +359,16 @@ class ChannelProfile(Frozen):
         return self.downlink_bandwidth_hz if self.downlink_bandwidth_hz is not None else self.bandwidth_hz
 
 
+class V2VConfig(Frozen):
+    """V2V relaying: a vehicle out of every RSU's coverage reaches one through up to ``max_hops`` V2V hops
+    (vehicles within ``range_m`` [m] of each other) to a covered vehicle, which forwards over its RSU link;
+    the path's rate is its weakest hop's (`vfedsim.strategies.fluid`)."""
+
+    enabled: bool = False
+    max_hops: PositiveInt = 2
+    range_m: PositiveFloat = 300.0
+
+
 class NetworkConfig(Frozen):
     """How transfers behave: rate re-evaluation period, handover, outage tolerance.
 
@@ -374,6 +384,14 @@ class NetworkConfig(Frozen):
     (starts again from zero at the new RSU) or ``drop`` (fails: ``left_coverage`` when it left the disc,
     ``handover_failed`` on an A3 handover).
 
+    Backhaul (RSU to cloud, per RSU and direction): ``backhaul_capacity_bps`` [bit/s] shared equally by the
+    RSU's transfers of that direction (None: unlimited; a transfer gets min(radio share, backhaul share));
+    ``backhaul_latency_s`` [s] added once per transfer. ``downlink_mode: broadcast`` carries the downloads
+    of one size that one RSU is asked for at the same instant as one transmission at the rate of the
+    weakest receiver; ``unicast`` gives each its own share. ``chunk_bytes`` [B]: with an MCS rate mapping,
+    payload moves in chunks of this size, each lost with the MCS's packet error rate and resent (None: the
+    radio's goodput, nothing resent). ``v2v``: relaying through neighbours for vehicles out of coverage.
+    The models are documented in `vfedsim.strategies.fluid`.
     """
 
     model: Literal["fluid", "ideal"] = "fluid"
@@ -385,6 +403,11 @@ class NetworkConfig(Frozen):
     time_to_trigger_s: NonNegativeFloat = 0.32
     handover_interruption_s: NonNegativeFloat = 0.0
     outage_timeout_s: PositiveFloat = 2.0
+    backhaul_capacity_bps: PositiveFloat | None = None
+    backhaul_latency_s: NonNegativeFloat = 0.0
+    downlink_mode: Literal["unicast", "broadcast"] = "unicast"
+    chunk_bytes: PositiveInt | None = None
+    v2v: V2VConfig = V2VConfig()
 
 
 class WorldConfig(Frozen):
