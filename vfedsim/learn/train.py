@@ -17,8 +17,13 @@ task set). It runs only its modalities' encoders, computes only its tasks' losse
 only the module groups that it can change (`Learner.job_groups`): the shared trunk adapter, its
 modalities' adapters, its tasks' heads (and the log-variances), less the groups that a task onboarding
 froze. Its `Update` holds only those tensors, and `Learner.upload_bytes` is the size of that state's file:
-upload sizes differ per vehicle. Task onboarding (``learning.onboarding``): a task arriving at round R is
-in no job before R, is evaluated as NaN before R, and its head starts from (seed, "head-init", task).
+upload sizes differ per vehicle. Its download carries only the groups its job reads (`Learner.read_groups`:
+those it trains plus the frozen ones its forward pass goes through; `Learner.download_bytes`), and its
+simulated compute counts only the forward and backward passes its job runs (`Learner.train_flops` with its
+modalities, tasks and round). A vehicle with every modality and every existing task downloads the whole
+state and counts the full model's FLOPs. Task onboarding (``learning.onboarding``): a task arriving at round
+R is in no job (nor any download or FLOP count) before R, is evaluated as NaN before R, and its head starts
+from (seed, "head-init", task).
 
 Local objective: the multi-task loss of ``learning.mtl`` (vfedsim.learn.mtl) plus, with
 ``local.prox_mu`` = mu > 0, FedProx's proximal term mu/2 ||w - w_global||^2 (Li et al., MLSys 2020, eq. 2)
@@ -129,9 +134,9 @@ class Learner:
         self.groups = tuple(dict.fromkeys(self._group.values()))
         """The module groups of the trainable state, in order (payload.breakdown's groups)."""
         self._states: dict[int, dict[str, torch.Tensor]] = {0: trainable_state(self.model)}
-        self._flops: dict[int, int] = {}
+        self._flops: dict[tuple, int] = {}  # (batch, modalities, tasks, trained groups) -> FLOPs
         self._payload_bytes: int | None = None
-        self._upload_bytes: dict[tuple[str, ...], int] = {}
+        self._group_bytes: dict[tuple[str, ...], int] = {}  # module groups -> their file's size [B]
 
     # ---------------------------------------------------------------- tasks and modules
     def active_tasks(self, round: int | None = None) -> tuple[str, ...]:
@@ -177,6 +182,25 @@ class Learner:
         """The tasks of a task set (all when None) that exist at ``round``."""
         return tuple(t for t in self.active_tasks(round) if tasks is None or t in tasks)
 
+    def read_groups(self, modalities: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+                    round: int | None = None) -> tuple[str, ...]:
+        """The module groups the job of a vehicle with ``modalities`` and ``tasks`` (all when None) reads at
+        ``round``, so what its download must carry: `job_groups` plus the frozen groups its forward pass
+        goes through (the trunk's adapters, its modalities' adapters, its existing tasks' heads, the
+        log-variances); none when it has no task yet; every group for a vehicle with every modality and
+        every task."""
+        mods = MODALITIES if modalities is None else tuple(modalities)
+        active = self.job_tasks(tasks, round)
+        if not active:
+            return ()
+        keep = []
+        for g in self.groups:
+            kind, _, name = g.partition(".")
+            if (kind == "encoder" and name not in mods) or (kind == "heads" and name not in active):
+                continue
+            keep.append(g)
+        return tuple(keep)
+
     # ---------------------------------------------------------------- global versions
     def global_state(self, version: int | None = None) -> dict[str, torch.Tensor]:
         """The trainable state (adapters + heads) of global ``version`` (the current one when None)."""
@@ -201,7 +225,8 @@ class Learner:
 
     # ---------------------------------------------------------------- sizes and costs
     def payload_bytes(self) -> int:
-        """Bytes of one serialised trainable state in ``payload_dtype``: one upload, or one broadcast."""
+        """Bytes of one serialised trainable state in ``payload_dtype``: the download (and upload) of a vehicle
+        with every modality and task."""
         if self._payload_bytes is None:
             self._payload_bytes = len(serialize_state(self._states[0], self.cfg.payload_dtype))
         return self._payload_bytes
@@ -217,15 +242,25 @@ class Learner:
         keep = set(groups)
         return {n: t for n, t in self._states[0].items() if self._group[n] in keep}
 
+    def _groups_bytes(self, groups: tuple[str, ...]) -> int:
+        """[B] The file of the trainable state's ``groups`` in ``payload_dtype`` (0 for none), cached."""
+        if groups not in self._group_bytes:
+            subset = self._subset(groups)
+            self._group_bytes[groups] = len(serialize_state(subset, self.cfg.payload_dtype)) if subset else 0
+        return self._group_bytes[groups]
+
     def upload_bytes(self, modalities: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
                      round: int | None = None) -> int:
         """[B] The upload of a vehicle with ``modalities`` and ``tasks`` at ``round``: the file of the module
         groups it trained (`job_groups`), in ``payload_dtype``; 0 when it trained none."""
-        groups = self.job_groups(modalities, tasks, round)
-        if groups not in self._upload_bytes:
-            subset = self._subset(groups)
-            self._upload_bytes[groups] = len(serialize_state(subset, self.cfg.payload_dtype)) if subset else 0
-        return self._upload_bytes[groups]
+        return self._groups_bytes(self.job_groups(modalities, tasks, round))
+
+    def download_bytes(self, modalities: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+                       round: int | None = None) -> int:
+        """[B] The download of a vehicle with ``modalities`` and ``tasks`` at ``round``: the file of the
+        module groups its job reads (`read_groups`), in ``payload_dtype``; 0 when it has no task yet. With
+        every modality and task (all None): `payload_bytes`, the whole state's file, byte for byte."""
+        return self._groups_bytes(self.read_groups(modalities, tasks, round))
 
     def upload_breakdown(self, modalities: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
                          round: int | None = None) -> dict[str, int]:
@@ -236,25 +271,53 @@ class Learner:
         return breakdown(subset, self.cfg.payload_dtype, module_group,
                          total=self.upload_bytes(modalities, tasks, round))
 
-    def _batch_flops(self, batch: int) -> int:
-        """FLOPs of one forward + backward pass on ``batch`` samples, counted by torch's FlopCounterMode."""
-        if batch not in self._flops:
+    def _batch_flops(self, batch: int, modalities: Sequence[str] | None = None,
+                     tasks: Sequence[str] | None = None, round: int | None = None) -> int:
+        """FLOPs of one forward + backward pass on ``batch`` samples as a job with ``modalities``, ``tasks``
+        and ``round`` runs it (`run_job`: only those modalities' encoders, only its existing tasks' heads
+        and losses, gradients only for the groups it trains), counted by torch's FlopCounterMode; cached
+        per (batch, modalities, tasks, trained groups). 0 when the job trains nothing. The pass changes no
+        parameter, buffer or random state."""
+        groups = self.job_groups(modalities, tasks, round)
+        if not groups:
+            return 0
+        mods = tuple(m for m in MODALITIES if modalities is None or m in modalities)
+        active = self.job_tasks(tasks, round)
+        key = (batch, mods, active, groups)
+        if key not in self._flops:
             idx = torch.arange(batch) % len(self.pool)
+            keep = set(groups)
+            params = [p for n, p in self._trainable if self._group[n] in keep]
+            others = [p for n, p in self._trainable if self._group[n] not in keep]
+            buffers = {n: b.detach().clone() for n, b in self.model.named_buffers()}  # batch-norm statistics
             self.model.train()
-            params = self.trainable_parameters()
-            with torch.random.fork_rng(devices=[]), FlopCounterMode(display=False) as counter:
-                self.objective.backward(self.model(*self.pool.inputs(idx)), self.pool.targets(idx), params,
-                                        torch.Generator().manual_seed(0))
-            for _, p in self._trainable:
-                p.grad = None
-            self._flops[batch] = int(counter.get_total_flops())
-        return self._flops[batch]
+            try:
+                for p in others:
+                    p.requires_grad_(False)
+                with torch.random.fork_rng(devices=[]), FlopCounterMode(display=False) as counter:
+                    outputs = self.model(*self.pool.inputs(idx), modalities=mods, tasks=active)
+                    self.objective.backward(outputs, self.pool.targets(idx), params,
+                                            torch.Generator().manual_seed(0))
+            finally:
+                for p in others:
+                    p.requires_grad_(True)
+                for _, p in self._trainable:
+                    p.grad = None
+                with torch.no_grad():
+                    for n, b in self.model.named_buffers():
+                        b.copy_(buffers[n])
+            self._flops[key] = int(counter.get_total_flops())
+        return self._flops[key]
 
-    def train_flops(self, n_samples: int) -> int:
-        """FLOPs of a local job on ``n_samples``: epochs x (full batches + the last, smaller one)."""
+    def train_flops(self, n_samples: int, modalities: Sequence[str] | None = None,
+                    tasks: Sequence[str] | None = None, round: int | None = None) -> int:
+        """FLOPs of the local job of a vehicle with ``modalities`` and ``tasks`` (all when None) at ``round``
+        (every task when None) on ``n_samples``: epochs x (full batches + the last, smaller one), each batch
+        as `_batch_flops` counts it. 0 when the vehicle has no task yet (its job trains nothing)."""
         local = self.cfg.local
         full, rest = divmod(int(n_samples), local.batch_size)
-        per_epoch = full * self._batch_flops(local.batch_size) + (self._batch_flops(rest) if rest else 0)
+        per_batch = self._batch_flops(local.batch_size, modalities, tasks, round)
+        per_epoch = full * per_batch + (self._batch_flops(rest, modalities, tasks, round) if rest else 0)
         return local.epochs * per_epoch
 
     def train_steps(self, n_samples: int) -> int:

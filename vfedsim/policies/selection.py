@@ -34,9 +34,10 @@ class WorldSnapshot:
 
     One entry per *candidate*: a vehicle on the road, inside an RSU's coverage, not busy. Arrays are
     aligned with ``vehicle_ids`` (sorted ascending). Predictions assume the vehicle's current speed and
-    link rates hold; the network may still prove them wrong. ``upload_bytes`` is the whole trainable
-    state; a vehicle uploads only its own modules (its sensors' adapters, its tasks' heads), so its real
-    upload may be smaller.
+    link rates hold; the network may still prove them wrong. ``download_bytes`` and ``upload_bytes`` are
+    the whole trainable state; a vehicle downloads and uploads only its own modules (its sensors' adapters,
+    its tasks' heads), so its real transfers may be smaller. ``compute_time_s`` is the vehicle's own: the
+    FLOPs of the forward and backward passes its job runs (its modalities, its tasks existing this round).
 
     Learning side (per candidate; empty tuples / arrays when the strategy does not know them):
     ``sensors`` the modalities of its sensor suite (``fleet.sensor_suites``), ``tasks`` its task set
@@ -47,8 +48,8 @@ class WorldSnapshot:
     time_s: float  # [s] simulated time of selection
     round: int
     deadline_s: float  # [s] round length limit
-    download_bytes: int  # [B] global model broadcast to each selected vehicle
-    upload_bytes: int  # [B] update each vehicle sends back
+    download_bytes: int  # [B] the whole trainable state (a full-suite vehicle's download)
+    upload_bytes: int  # [B] the whole trainable state (a full-suite vehicle's upload)
     vehicle_ids: np.ndarray  # (M,) int
     position_m: np.ndarray  # (M, 2) [m]
     speed_mps: np.ndarray  # (M,) [m/s]
@@ -57,7 +58,7 @@ class WorldSnapshot:
     rate_down_bps: np.ndarray  # (M,) [bit/s] current full-band downlink rate
     dwell_time_s: np.ndarray  # (M,) [s] predicted remaining time in the current RSU's coverage
     trip_remaining_s: np.ndarray  # (M,) [s] until the vehicle's trip ends
-    compute_time_s: np.ndarray  # (M,) [s] predicted local training time (FLOPs / device FLOP/s)
+    compute_time_s: np.ndarray  # (M,) [s] predicted local training time (its job's FLOPs / device FLOP/s)
     device_class: tuple[str, ...]  # (M,) device class names
     participation_count: np.ndarray  # (M,) int rounds this vehicle was selected in before
     last_loss: np.ndarray  # (M,) last reported training loss; NaN if it never reported

@@ -7,13 +7,17 @@ the `Recorder` hooks. It holds no world math of its own.
 
 `ClientStrategy` is the part the strategies share: the read-only `WorldSnapshot` a selection policy
 sees, and one selected vehicle's life as a SimPy process: download, train (simulated time = FLOPs /
-device FLOP/s), wait for coverage, upload. The job carries the vehicle's sensor suite and task set; its
-upload carries only the modules it trained, so its size is the vehicle's own (`upload_bytes`), and the
-recorder is told the bytes of each module that arrived (rounds.csv ``bytes_up.<module>``). What the vehicle trains from and what happens to its update
-when it arrives are the strategy's (`base_version`, `arrive`).
+device FLOP/s), wait for coverage, upload. The job carries the vehicle's sensor suite and task set, and
+so do its costs: its download carries only the modules its job reads (`download_bytes`), its FLOPs count
+only the forward and backward passes its job runs (`StrategyContext.compute_time_s`), and its upload
+carries only the modules it trained (`upload_bytes`); the recorder is told the bytes of each module that
+arrived (rounds.csv ``bytes_up.<module>``). A vehicle with every sensor and task downloads the whole state
+and counts the full model's FLOPs. What the vehicle trains from and what happens to its update when it
+arrives are the strategy's (`base_version`, `arrive`).
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,6 +58,8 @@ class Learning(Protocol):
     def payload_bytes(self) -> int: ...
     def train_flops(self, n_samples: int) -> int: ...
     # optional (`vfedsim.learn.train.Learner` has them; simpler learners may not):
+    #   train_flops(n_samples, modalities=, tasks=, round=)  a vehicle's own local FLOPs (keywords accepted)
+    #   download_bytes(modalities, tasks, round) -> int      a vehicle's download size [B]
     #   upload_bytes(modalities, tasks, round) -> int        a vehicle's upload size [B]
     #   upload_breakdown(modalities, tasks, round) -> dict   the same by module group
     #   evaluate_at(round, state=None) -> dict               evaluation that knows the round (onboarding)
@@ -72,8 +78,8 @@ class RoundContext:
     start_s: float  # [s] simulated time the round (selection) started
     deadline_at_s: float  # [s] absolute simulated time of the deadline
     base_version: int  # global model version current when the round started
-    download_bytes: int  # [B]
-    upload_bytes: int  # [B]
+    download_bytes: int  # [B] the whole trainable state (a vehicle's own: `ClientStrategy.download_bytes`)
+    upload_bytes: int  # [B] the whole trainable state (a vehicle's own: `ClientStrategy.upload_bytes`)
 
 
 @dataclass(frozen=True)
@@ -91,10 +97,53 @@ class StrategyContext:
     recorder: "Recorder"
     shards: Any  # callable vehicle id -> np.ndarray of sample indices into the data pool
 
-    def compute_time_s(self, vehicle: int | np.ndarray) -> np.ndarray | float:
-        """[s] local training time: FLOPs of the vehicle's local work / its device's FLOP/s."""
-        flops = np.vectorize(self.learner.train_flops, otypes=[np.float64])(self.fleet.n_samples[vehicle])
-        return flops / self.fleet.flops_per_s[vehicle]
+    def compute_time_s(self, vehicle: int | np.ndarray, round: int | None = None) -> np.ndarray | float:
+        """[s] local training time: FLOPs of the vehicle's local work / its device's FLOP/s. The FLOPs are
+        its own job's (its modalities and tasks, the tasks existing at ``round``; every task when None)
+        when the learner's ``train_flops`` takes them, else the full model's."""
+        return self.train_flops(vehicle, round) / self.fleet.flops_per_s[vehicle]
+
+    def train_flops(self, vehicle: int | np.ndarray, round: int | None = None) -> np.ndarray:
+        """(shape of ``vehicle``,) [FLOP] float64: the local job's FLOPs, asked of the learner once per
+        distinct (shard size, sensor suite, task set) among the vehicles (the learner caches its counts)."""
+        v = np.asarray(vehicle, dtype=np.int64)
+        flat = v.reshape(-1)
+        fleet, learner = self.fleet, self.learner
+        n = np.asarray(fleet.n_samples[flat], dtype=np.int64)
+        if not _takes_modules(learner.train_flops):
+            return np.vectorize(learner.train_flops, otypes=[np.float64])(n).reshape(v.shape)
+
+        def one(j: int) -> int:  # the FLOPs of the job of vehicle flat[j]
+            w = int(flat[j])
+            return learner.train_flops(int(n[j]), modalities=fleet.modalities(w), tasks=fleet.tasks(w),
+                                       round=round)
+
+        if flat.size <= 1:
+            return np.array([one(j) for j in range(flat.size)], dtype=np.float64).reshape(v.shape)
+        key = n
+        for kind in (getattr(fleet, "suite", None), getattr(fleet, "task_set", None)):  # (N,) indices or None
+            if kind is not None:
+                key = key * (int(kind.max(initial=0)) + 1) + kind[flat]
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        per_key = np.array([one(int(j)) for j in first], dtype=np.float64)
+        return per_key[inverse.reshape(-1)].reshape(v.shape)
+
+
+_TAKES_MODULES: dict[Any, bool] = {}
+
+
+def _takes_modules(train_flops: Any) -> bool:
+    """Whether a learner's ``train_flops`` accepts ``modalities``, ``tasks`` and ``round`` keywords (cached
+    per function)."""
+    func = getattr(train_flops, "__func__", train_flops)
+    if func not in _TAKES_MODULES:
+        try:
+            params = inspect.signature(train_flops).parameters
+        except (TypeError, ValueError):
+            params = {}
+        _TAKES_MODULES[func] = all(k in params for k in ("modalities", "tasks", "round")) or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return _TAKES_MODULES[func]
 
 
 STRATEGIES: Registry[type] = Registry("strategy", "strategy.name")
@@ -157,6 +206,13 @@ class ClientStrategy:
         fleet = self.ctx.fleet
         return fleet.tasks(v) if hasattr(fleet, "tasks") else None
 
+    def download_bytes(self, v: int, rc: RoundContext) -> int:
+        """[B] What vehicle ``v`` downloads in ``rc``: the modules its job reads (``rc.download_bytes``, the
+        whole state, when the learner does not size downloads per vehicle). With ``downlink_mode:
+        broadcast`` only downloads of equal size at one RSU and instant share a transmission."""
+        size = getattr(self.ctx.learner, "download_bytes", None)
+        return rc.download_bytes if size is None else int(size(self.modalities(v), self.tasks(v), rc.round))
+
     def upload_bytes(self, v: int, rc: RoundContext) -> int:
         """[B] What vehicle ``v`` uploads in ``rc``: the modules it trains (``rc.upload_bytes`` when the
         learner does not size uploads per vehicle)."""
@@ -206,7 +262,8 @@ class ClientStrategy:
             rate_up_bps=net.link_rates_bps(ids, "up"), rate_down_bps=net.link_rates_bps(ids, "down"),
             dwell_time_s=net.dwell_times_s(ids),
             trip_remaining_s=ctx.mobility.trips.t_exit_s[ids] - now,
-            compute_time_s=np.asarray(ctx.compute_time_s(ids), dtype=np.float64) if ids.size else np.zeros(0),
+            compute_time_s=(np.asarray(ctx.compute_time_s(ids, rc.round), dtype=np.float64) if ids.size
+                            else np.zeros(0)),
             device_class=tuple(ctx.fleet.device_name(int(v)) for v in ids),
             participation_count=self.participation[ids].copy(),
             last_loss=self.last_loss[ids].copy(),
@@ -233,9 +290,9 @@ class ClientStrategy:
         ctx, env, rec = self.ctx, self.env, self.ctx.recorder
         computing_since: float | None = None
         try:
-            down = yield from self.transfer(v, rc.download_bytes, "down")
+            down = yield from self.transfer(v, self.download_bytes(v, rc), "down")
             base = self.base_version(v, rc, down)
-            seconds = float(ctx.compute_time_s(v))
+            seconds = float(ctx.compute_time_s(v, rc.round))
             trip_left = float(ctx.mobility.trips.t_exit_s[v]) - env.now
             rec.event("compute_start", vehicle=v)
             computing_since = env.now
