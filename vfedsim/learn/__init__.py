@@ -2,12 +2,14 @@
 
 torch and peft are imported only when a name that needs them is used (``vfedsim validate`` never does):
 
-- `vfedsim.learn.scenes`    highway-env scenes -> samples: modalities, labels, TASK_CLASSES (numpy + highway-env)
+- `vfedsim.learn.scenes`    highway-env scenes -> samples: MODALITIES, TASKS (numpy + highway-env)
 - `vfedsim.learn.data`      Dataset, DataBundle, load_data (cached), shard_indices (numpy + highway-env)
 - `vfedsim.learn.jobs`      TrainJob (plain data)
 - `vfedsim.learn.metrics`   accuracy, macro_f1, balanced_accuracy; mae, ade, fde for regression (numpy)
 - `vfedsim.learn.model`     M3TModel, build_model, wrap_lora / wrap_peft, trainable_state, load_trainable_state
 - `vfedsim.learn.presets`   PRESETS: the trunks m3t-tiny and minilm-l6 (packaged MiniLM-L6 weights, offline)
+- `vfedsim.learn.efficientnet` the frozen EfficientNet-Lite0 camera encoder (packaged ImageNet weights, offline)
+- `vfedsim.learn.waymo`     the Waymo Open Dataset v2 Parquet loader (pyarrow)
 - `vfedsim.learn.adapters`  wrap_peft: LoRA, IA3, LoHa, LoKr through peft, shared and per-modality; module groups
 - `vfedsim.learn.mtl`       task losses, weighting (sum, fixed, uncertainty), PCGrad and CAGrad
 - `vfedsim.learn.payload`   float32 / float16 / int8 payload encodings, sizes by module

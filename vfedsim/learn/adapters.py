@@ -10,9 +10,10 @@ Methods (``learning.peft.method``; the options are documented on `vfedsim.scenar
 Placement (``learning.peft.adapters``): ``shared`` puts ``method`` adapters on the trunk's targets (one
 module, shared by every modality and task); ``per-modality`` puts LoRA (``rank``, ``alpha``, ``dropout``) on
 each modality encoder's layers (`adapter_targets`: the kinematics MLP's linears, the grid, camera and lidar
-encoders' convolutions; peft's LoRA has Conv1d/Conv2d layers), one module per modality and none on the
-trunk; ``per-modality+shared`` does both, as the reference (camera / LiDAR / text adapters plus a shared
-one).
+encoders' convolutions; peft's LoRA has Conv1d/Conv2d layers; with ``camera_encoder: efficientnet-lite0``
+the camera's projection ``proj`` from the frozen EfficientNet features, whose own layers are not adapted),
+one module per modality and none on the trunk; ``per-modality+shared`` does both, as the reference (camera /
+LiDAR / text adapters plus a shared one).
 
 Each starts as the identity (one factor zero, or IA3's vectors one), so a wrapped model computes exactly what
 the pretrained one does. Random initial factors come from (seed, "<method>-init") ("lora-init" for LoRA)

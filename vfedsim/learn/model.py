@@ -1,16 +1,18 @@
 """The multi-modal multi-task (M3T) model and its parameter-efficient wrapping.
 
 One encoder per modality (`vfedsim.learn.scenes.MODALITIES`) turns its input into ``d_model`` tokens:
-kinematics -> one token per vehicle row (V = 5, a shared MLP plus a learned slot embedding), occupancy grid
--> 4 tokens (two convolutions, pooled to 2 x 2), camera -> 4 tokens (4 x 4 patches, a strided convolution,
-pooled to 2 x 2), lidar -> 4 tokens (two 1-D convolutions over the beams, the second strided by 4, pooled to
-4). A learned modality embedding is added to each modality's tokens and a CLS token is prepended. The 18
-tokens go through the preset's trunk (vfedsim.learn.presets: ``m3t-tiny``, a pre-norm transformer of width
-``d_model``; ``minilm-l6``, the packaged MiniLM-L6 encoder, after a linear projection ``proj`` from
-``d_model`` to its width 384), whose attention projections ``q, k, v, o`` and MLP ``fc1, fc2`` are plain
-`nn.Linear` modules, so that peft's adapters target them by name. One linear head per task reads the final
-CLS token: a classification task's logits (B, classes), a regression task's outputs (B, *shape) in units of
-`vfedsim.learn.mtl.REGRESSION_SCALE` (multiply by it to get seconds or metres).
+kinematics -> one token per vehicle row (V = 5, a shared MLP plus a learned slot embedding), occupancy grid ->
+4 tokens (two convolutions, pooled to 2 x 2), camera -> 4 tokens (``camera_encoder: conv``: 4 x 4 patches, a
+strided convolution, pooled to 2 x 2; ``efficientnet-lite0``: the frozen, packaged EfficientNet-Lite0 feature
+extractor, pooled to 2 x 2 and projected, vfedsim.learn.efficientnet), lidar -> 4 tokens (two 1-D convolutions
+over the beams, the second strided by 4, pooled to 4). A learned modality embedding is added to each
+modality's tokens and a CLS token is prepended. The 18 tokens go through the preset's trunk
+(vfedsim.learn.presets: ``m3t-tiny``, a pre-norm transformer of width ``d_model``; ``minilm-l6``, the packaged
+MiniLM-L6 encoder, after a linear projection ``proj`` from ``d_model`` to its width 384), whose attention
+projections ``q, k, v, o`` and MLP ``fc1, fc2`` are plain `nn.Linear` modules, so that peft's adapters target
+them by name. One linear head per task reads the final CLS token: a classification task's logits (B, classes),
+a regression task's outputs (B, *shape) in units of `vfedsim.learn.mtl.REGRESSION_SCALE` (multiply by it to
+get seconds or metres).
 
 Missing sensors: ``forward(..., modalities=...)`` runs only the given modalities' encoders and leaves the
 others' tokens out of the trunk's input (no padding, no mask; a packaged trunk's position embeddings are
@@ -110,6 +112,15 @@ class LidarEncoder(nn.Module):
         return self.norm(x.transpose(1, 2) + self.pos)             # (B, 4, d)
 
 
+def _camera_encoder(cfg: ModelConfig) -> nn.Module:
+    """The camera encoder of ``cfg.camera_encoder`` (same token contract: (B, 1, H, W) -> (B, 4, d))."""
+    if cfg.camera_encoder == "efficientnet-lite0":
+        from .efficientnet import EfficientNetCameraEncoder
+
+        return EfficientNetCameraEncoder(cfg.d_model)
+    return GridEncoder(1, cfg.d_model, hidden=max(8, cfg.d_model // 2), kernel=4, stride=4)
+
+
 def _head(width: int, task: str) -> nn.Linear:
     spec = task_spec(task)
     out = len(spec.classes) if spec.kind == "classification" else int(np.prod(spec.shape, dtype=np.int64))
@@ -132,7 +143,7 @@ class M3TModel(nn.Module):
         self.encoders = nn.ModuleDict({
             "kinematics": KinematicsEncoder(d),
             "occupancy": GridEncoder(3, d, hidden=max(8, d // 4), kernel=3, stride=1),
-            "camera": GridEncoder(1, d, hidden=max(8, d // 2), kernel=4, stride=4),
+            "camera": _camera_encoder(cfg),
             "lidar": LidarEncoder(d, hidden=max(8, d // 4)),
         })
         self.modality = nn.Parameter(torch.zeros(len(MODALITIES), d))

@@ -49,6 +49,12 @@ def pretrain_key(cfg: LearningConfig) -> str:
     preset = PRESETS.get(cfg.model.preset)
     if preset.fingerprint is not None and cfg.model.trunk_init == "packaged":
         model["weights"] = preset.fingerprint()
+    if model.get("camera_encoder") == "conv":
+        model.pop("camera_encoder")   # added later: at its default, caches made before it stay valid
+    else:                             # a packaged camera encoder: its weights package's version
+        from .efficientnet import fingerprint
+
+        model["camera_weights"] = fingerprint()
     key = {"data": data_key(cfg.data), "model": model, "pretrain": cfg.pretrain.model_dump(mode="json"),
            "tasks": list(cfg.tasks), "version": PRETRAIN_VERSION}
     if cfg.onboarding:
