@@ -28,3 +28,36 @@ def test_policy_and_aggregator_run_on_tiny(tiny_path, tmp_path, selection, aggre
     assert rounds["clients_arrived"].sum() > 0
     assert np.isfinite(rounds["maneuver.accuracy"]).all()
     assert np.isfinite(rounds.loc[rounds["clients_arrived"] > 0, "train_loss"]).all()
+
+
+def test_the_snapshot_a_policy_sees_in_a_run(tiny_path, tmp_path):
+    """A recording policy sees SNRs consistent with the rates, its own sizes, sensors and selection history."""
+    from vfedsim.policies import SELECTORS
+
+    seen = []
+
+    @SELECTORS.register("test-recording")
+    class Recording:
+        def select(self, snapshot, k, rng):
+            seen.append(snapshot)
+            return snapshot.vehicle_ids[:k]
+
+    try:
+        scenario = load_scenario(tiny_path, overrides=["strategy.selection.name=test-recording"])
+        run(scenario, out_dir=tmp_path / "run", progress=False)
+    finally:
+        SELECTORS._entries.pop("test-recording")
+    assert len(seen) == scenario.strategy.rounds
+    picked: set[int] = set()
+    for snap in seen:
+        m = len(snap)
+        assert snap.snr_up_db.shape == (m,) and snap.snr_down_db.shape == (m,)
+        assert np.isfinite(snap.snr_up_db).all()
+        order = np.argsort(snap.snr_up_db, kind="stable")   # the rate is non-decreasing in the SNR
+        assert np.all(np.diff(snap.rate_up_bps[order]) >= -1e-6 * snap.rate_up_bps.max())
+        assert snap.vehicle_upload_bytes.shape == (m,) and (snap.vehicle_upload_bytes > 0).all()
+        assert snap.vehicle_download_bytes.shape == (m,) and len(snap.sensors) == m
+        assert snap.n_samples.shape == (m,) and (snap.n_samples > 0).all()
+        was_picked = np.isin(snap.vehicle_ids, sorted(picked))
+        assert ((snap.last_selected_round >= 1) == was_picked).all()
+        picked |= set(snap.vehicle_ids[:scenario.strategy.clients_per_round].tolist())

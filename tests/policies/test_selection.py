@@ -214,3 +214,27 @@ def test_bad_options_are_scenario_errors(name, options, message):
 def test_unknown_option_names_its_key(name):
     with pytest.raises(ScenarioError, match=r"strategy\.selection\.options\.bogus"):
         make_selector(name, {"bogus": 1})
+
+
+# ------------------------------------------------------------------------------ the snapshot's own sizes
+def test_predicted_time_uses_each_vehicles_own_sizes_when_given() -> None:
+    from dataclasses import replace
+
+    snap = _snapshot_for_sizes()
+    whole = snap.predicted_time_s
+    own = replace(snap, vehicle_download_bytes=np.array([1000, 500]), vehicle_upload_bytes=np.array([1000, 250]))
+    assert np.allclose(whole, 8.0 * 1000 / 8000.0 * 2 + 1.0)
+    assert np.allclose(own.predicted_time_s, [1.0 + 1.0 + 1.0, 0.5 + 0.25 + 1.0])
+    assert own.upload_bytes_each.tolist() == [1000, 250] and snap.upload_bytes_each.tolist() == [1000, 1000]
+
+
+def _snapshot_for_sizes():
+    from vfedsim.policies.selection import WorldSnapshot
+
+    return WorldSnapshot(time_s=0.0, round=1, deadline_s=10.0, download_bytes=1000, upload_bytes=1000,
+                         vehicle_ids=np.array([3, 7]), position_m=np.zeros((2, 2)), speed_mps=np.zeros(2),
+                         serving_rsu=np.zeros(2, dtype=np.int64), rate_up_bps=np.full(2, 8000.0),
+                         rate_down_bps=np.full(2, 8000.0), dwell_time_s=np.full(2, 100.0),
+                         trip_remaining_s=np.full(2, 100.0), compute_time_s=np.ones(2),
+                         device_class=("a", "a"), participation_count=np.zeros(2, dtype=np.int64),
+                         last_loss=np.full(2, np.nan))

@@ -36,8 +36,11 @@ class WorldSnapshot:
     aligned with ``vehicle_ids`` (sorted ascending). Predictions assume the vehicle's current speed and
     link rates hold; the network may still prove them wrong. ``download_bytes`` and ``upload_bytes`` are
     the whole trainable state; a vehicle downloads and uploads only its own modules (its sensors' adapters,
-    its tasks' heads), so its real transfers may be smaller. ``compute_time_s`` is the vehicle's own: the
-    FLOPs of the forward and backward passes its job runs (its modalities, its tasks existing this round).
+    its tasks' heads): ``vehicle_download_bytes`` / ``vehicle_upload_bytes`` are each candidate's own sizes,
+    and `predicted_time_s` uses them. ``compute_time_s`` is the vehicle's own: the FLOPs of the forward and
+    backward passes its job runs (its modalities, its tasks existing this round). ``snr_up_db`` /
+    ``snr_down_db`` are the current instantaneous SNRs [dB] of its links to the serving RSU (the SINR with
+    co-channel interference; +inf on an ideal network; empty when the network cannot tell).
 
     Learning side (per candidate; empty tuples / arrays when the strategy does not know them):
     ``sensors`` the modalities of its sensor suite (``fleet.sensor_suites``), ``tasks`` its task set
@@ -66,13 +69,31 @@ class WorldSnapshot:
     tasks: tuple[tuple[str, ...], ...] = ()  # (M,) each vehicle's task set (empty: all tasks)
     n_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (M,) [samples]
     last_selected_round: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (M,) -1: never
+    snr_up_db: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (M,) [dB] uplink SNR now
+    snr_down_db: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (M,) [dB] downlink SNR now
+    vehicle_download_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (M,) [B]
+    vehicle_upload_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (M,) [B]
+
+    @property
+    def download_bytes_each(self) -> np.ndarray:
+        """(M,) [B] each candidate's download: ``vehicle_download_bytes`` when given, else the whole state."""
+        if self.vehicle_download_bytes.shape == (len(self),):
+            return self.vehicle_download_bytes
+        return np.full(len(self), self.download_bytes, dtype=np.int64)
+
+    @property
+    def upload_bytes_each(self) -> np.ndarray:
+        """(M,) [B] each candidate's upload: ``vehicle_upload_bytes`` when given, else the whole state."""
+        if self.vehicle_upload_bytes.shape == (len(self),):
+            return self.vehicle_upload_bytes
+        return np.full(len(self), self.upload_bytes, dtype=np.int64)
 
     @property
     def predicted_time_s(self) -> np.ndarray:
         """(M,) [s] download + compute + upload time if each vehicle had its RSU to itself."""
         with np.errstate(divide="ignore"):
-            down = 8.0 * self.download_bytes / self.rate_down_bps
-            up = 8.0 * self.upload_bytes / self.rate_up_bps
+            down = 8.0 * self.download_bytes_each / self.rate_down_bps
+            up = 8.0 * self.upload_bytes_each / self.rate_up_bps
         return down + self.compute_time_s + up
 
     def __len__(self) -> int:
@@ -327,8 +348,8 @@ def _slack_s(snapshot: WorldSnapshot, k: int, margin: float) -> np.ndarray:
     expected = np.ceil(min(k, len(snapshot)) * counts / max(len(snapshot), 1))
     sharers = np.maximum(np.minimum(counts, expected), 1)[inverse]
     with np.errstate(divide="ignore"):
-        transfer = 8.0 * (snapshot.download_bytes / snapshot.rate_down_bps
-                          + snapshot.upload_bytes / snapshot.rate_up_bps)
+        transfer = 8.0 * (snapshot.download_bytes_each / snapshot.rate_down_bps
+                          + snapshot.upload_bytes_each / snapshot.rate_up_bps)
     predicted = (transfer * sharers + snapshot.compute_time_s) * margin
     budget = np.minimum(np.minimum(snapshot.dwell_time_s, snapshot.trip_remaining_s), snapshot.deadline_s)
     return budget - predicted

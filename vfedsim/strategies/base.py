@@ -271,7 +271,17 @@ class ClientStrategy:
             tasks=tuple(self.tasks(int(v)) or () for v in ids),
             n_samples=np.asarray(ctx.fleet.n_samples[ids], dtype=np.int64),
             last_selected_round=self.last_selected[ids].copy(),
+            snr_up_db=self._snrs(ids, "up"), snr_down_db=self._snrs(ids, "down"),
+            vehicle_download_bytes=np.array([self.download_bytes(int(v), rc) for v in ids], dtype=np.int64),
+            vehicle_upload_bytes=np.array([self.upload_bytes(int(v), rc) for v in ids], dtype=np.int64),
         )
+
+    def _snrs(self, ids: np.ndarray, direction: str) -> np.ndarray:
+        """[dB] the candidates' link SNRs, or an empty array when the network does not report them."""
+        snrs = getattr(self.ctx.network, "link_snrs_db", None)
+        if snrs is None or not ids.size:
+            return np.zeros(0)
+        return np.asarray(snrs(ids, direction), dtype=np.float64)
 
     def start_client(self, v: int, rc: RoundContext, outcome: Any) -> simpy.Process:
         """Record the selection of ``v`` and start its process."""

@@ -393,6 +393,17 @@ class FluidNetwork:
         return self.radio.rate_bps(ids, pos, rsu, self.mobility.travelled_m(ids, self.env.now), uplink=up,
                                    bandwidth_hz=self.uplink_hz if up else self.downlink_hz, **extra)
 
+    def link_snrs_db(self, vehicles: ArrayLike, direction: str) -> np.ndarray:
+        """(k,) [dB] instantaneous SNR (the SINR with co-channel interference) of each vehicle's link to its
+        serving RSU, over the direction's bandwidth; -inf for a vehicle without one."""
+        _check_request(0, direction)
+        ids = _ids(vehicles)
+        pos, _, rsu = self._links(ids)
+        up = direction == "up"
+        extra = {"time_s": self.env.now} if self._time_varying else {}
+        return self.radio.snr_db(ids, pos, rsu, self.mobility.travelled_m(ids, self.env.now), uplink=up,
+                                 bandwidth_hz=self.uplink_hz if up else self.downlink_hz, **extra)
+
     # ----------------------------------------------------------------------------------- flow table
     def _allocate(self, capacity: int) -> dict[str, np.ndarray]:
         """Empty columns for ``capacity`` flows, each contiguous (a tick or a scan reads whole columns); the

@@ -93,6 +93,10 @@ class Network(Protocol):
     def times_to_coverage_s(self, vehicles: ArrayLike) -> np.ndarray: ...
     def dwell_times_s(self, vehicles: ArrayLike) -> np.ndarray: ...
     def link_rates_bps(self, vehicles: ArrayLike, direction: str) -> np.ndarray: ...
+    def link_snrs_db(self, vehicles: ArrayLike, direction: str) -> np.ndarray:
+        """(k,) [dB] instantaneous SNR (SINR with interference) of each vehicle's link to its serving RSU;
+        -inf without one. Optional: strategies fall back to no SNR (an empty array) when it is missing."""
+        ...
 
 
 def check_request(nbytes: int, direction: str) -> int:
@@ -184,3 +188,8 @@ class IdealNetwork:
     def link_rates_bps(self, vehicles: ArrayLike, direction: str) -> np.ndarray:
         check_request(0, direction)
         return np.full(as_ids(vehicles).shape, self.rate_bps)
+
+    def link_snrs_db(self, vehicles: ArrayLike, direction: str) -> np.ndarray:
+        """An ideal link has no noise: +inf for everyone."""
+        check_request(0, direction)
+        return np.full(as_ids(vehicles).shape, np.inf)
