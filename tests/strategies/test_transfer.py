@@ -496,22 +496,22 @@ def test_interruption_delays_completion_by_its_length_when_rates_are_flat():
     assert ends[2.0] - ends[0.0] == pytest.approx(2.0, rel=1e-6)
 
 
-def _handover_count(scenario_overrides):
-    """Handovers on the shipped tiny scenario's road and channel, every vehicle uploading back to back."""
+def _handover_count(scenario_overrides, scenario="scenarios/tiny.yaml"):
+    """Handovers on a shipped scenario's road and channel in 300 s, every vehicle uploading back to back."""
+    from vfedsim.engine import build_mobility
     from vfedsim.scenario import load_scenario_file
 
-    s = load_scenario_file("scenarios/tiny.yaml", overrides=scenario_overrides)
+    s = load_scenario_file(scenario, overrides=[*scenario_overrides, "duration_s=300"])
     w = s.world
-    mob = HighwayMobility(w.road, w.traffic, seed=s.seed, duration_s=300.0)
-    radio = Radio(profile=w.channel, rsu_xy=rsu_positions(w.road, w.rsus), rsu_height_m=w.rsus.height_m,
-                  seed=s.seed)
+    mob = build_mobility(s)
+    radio = Radio(profile=w.channel, rsu_xy=mob.rsu_sites(w.rsus), rsu_height_m=w.rsus.height_m, seed=s.seed)
     env = simpy.Environment()
     count = []
     net = FluidNetwork(env, mobility=mob, radio=radio, config=w.network,
-                       on_event=lambda kind, **kw: count.append(kw["vehicle"]))
+                       on_event=lambda kind, **kw: count.append(kw["vehicle"]) if kind == "handover" else None)
 
     def client(v):
-        yield env.timeout(float(mob.trips.t_enter_s[v]))
+        yield env.timeout(max(float(mob.trips.t_enter_s[v]), 0.0))
         while env.now < min(mob.trips.t_exit_s[v], 300.0):
             wait = net.time_to_coverage_s(v)
             if not math.isfinite(wait):
@@ -527,12 +527,16 @@ def _handover_count(scenario_overrides):
     return len(count)
 
 
-def test_hysteresis_and_time_to_trigger_cut_handovers_on_the_tiny_scenario():
+@pytest.mark.parametrize("scenario", ["scenarios/tiny.yaml", "scenarios/urban.yaml"])
+def test_hysteresis_and_time_to_trigger_cut_handovers_on_the_shipped_scenarios(scenario):
     a3 = ["world.network.handover_trigger=a3"]
-    eager = _handover_count(a3 + ["world.network.handover_hysteresis_db=0", "world.network.time_to_trigger_s=0"])
-    damped = _handover_count(a3 + ["world.network.handover_hysteresis_db=3", "world.network.time_to_trigger_s=0.32"])
-    exit_only = _handover_count([])
-    assert eager > 1.5 * damped > 0 and exit_only > 0  # 70 vs 33 when written
+    eager = _handover_count(a3 + ["world.network.handover_hysteresis_db=0", "world.network.time_to_trigger_s=0"],
+                            scenario)
+    damped = _handover_count(a3 + ["world.network.handover_hysteresis_db=3", "world.network.time_to_trigger_s=0.32"],
+                             scenario)
+    exit_only = _handover_count([], scenario)
+    print(f"{scenario}: handovers A3 0 dB / 0 s {eager}, 3 dB / 0.32 s {damped}, coverage exit {exit_only}")
+    assert eager > 1.5 * damped > 0 and exit_only > 0  # tiny: 70 vs 33 when written
     assert eager > exit_only
 
 
