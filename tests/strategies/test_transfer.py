@@ -15,20 +15,10 @@ from vfedsim.scenario import (
 )
 from vfedsim.strategies.transfer import FAIL_CAUSES, FluidNetwork, IdealNetwork, TransferResult
 from vfedsim.world.channel import path_loss_db
-from vfedsim.world.mobility import HighwayMobility, TripMobility, Trips
+from vfedsim.world.mobility import HighwayMobility, TripMobility
 from vfedsim.world.radio import Radio, rsu_positions
 
-PROFILE = ChannelProfile(path_loss=HighwayLosPathLoss(), min_snr_db=25.0, shadowing_std_db=0.0,
-                         bandwidth_hz=10e6)
-MB = 1_000_000
-
-
-def trips(*vehicles):
-    """Trips from (x0, y, vx, t_enter, t_exit) tuples; vx's sign is the direction (0: stationary)."""
-    a = np.array(vehicles, dtype=np.float64).reshape(-1, 5)
-    return Trips(t_enter_s=a[:, 3], t_exit_s=a[:, 4], x_enter_m=a[:, 0],
-                 direction=np.where(a[:, 2] < 0, -1, 1).astype(np.int8), lane=np.zeros(len(a), dtype=np.int64),
-                 y_m=a[:, 1], speed_mps=np.abs(a[:, 2]))
+from networld import MB, PROFILE, trips  # the shared small worlds (tests/strategies/networld.py)
 
 
 def world(vehicles, rsu_xs=(0.0,), *, handover="continue", profile=PROFILE, period=0.5, on_event=None,

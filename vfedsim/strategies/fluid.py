@@ -100,6 +100,7 @@ velocity change; results of one instant are delivered in (vehicle, flow id) orde
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -385,24 +386,22 @@ class FluidNetwork:
 
     def link_rates_bps(self, vehicles: ArrayLike, direction: str) -> np.ndarray:
         """(k,) `link_rate_bps` of each vehicle."""
-        _check_request(0, direction)
-        ids = _ids(vehicles)
-        pos, _, rsu = self._links(ids)
-        up = direction == "up"
-        extra = {"time_s": self.env.now} if self._time_varying else {}
-        return self.radio.rate_bps(ids, pos, rsu, self.mobility.travelled_m(ids, self.env.now), uplink=up,
-                                   bandwidth_hz=self.uplink_hz if up else self.downlink_hz, **extra)
+        return self._serving_link(self.radio.rate_bps, vehicles, direction)
 
     def link_snrs_db(self, vehicles: ArrayLike, direction: str) -> np.ndarray:
         """(k,) [dB] instantaneous SNR (the SINR with co-channel interference) of each vehicle's link to its
         serving RSU, over the direction's bandwidth; -inf for a vehicle without one."""
+        return self._serving_link(self.radio.snr_db, vehicles, direction)
+
+    def _serving_link(self, quantity: Callable[..., np.ndarray], vehicles: ArrayLike, direction: str) -> np.ndarray:
+        """``quantity`` (a `Radio` link method) of each vehicle's link to its serving RSU, now."""
         _check_request(0, direction)
         ids = _ids(vehicles)
         pos, _, rsu = self._links(ids)
         up = direction == "up"
         extra = {"time_s": self.env.now} if self._time_varying else {}
-        return self.radio.snr_db(ids, pos, rsu, self.mobility.travelled_m(ids, self.env.now), uplink=up,
-                                 bandwidth_hz=self.uplink_hz if up else self.downlink_hz, **extra)
+        return quantity(ids, pos, rsu, self.mobility.travelled_m(ids, self.env.now), uplink=up,
+                        bandwidth_hz=self.uplink_hz if up else self.downlink_hz, **extra)
 
     # ----------------------------------------------------------------------------------- flow table
     def _allocate(self, capacity: int) -> dict[str, np.ndarray]:
