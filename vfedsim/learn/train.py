@@ -165,18 +165,8 @@ class Learner:
         """The module groups a vehicle with ``modalities`` and ``tasks`` (all when None) trains and uploads at
         ``round``: the trunk's shared adapter, its modalities' adapters, its existing tasks' heads and the
         log-variances, less the frozen groups; none when it has no task yet."""
-        mods = MODALITIES if modalities is None else tuple(modalities)
-        active = self.job_tasks(tasks, round)
-        if not active:
-            return ()
         frozen = self.frozen_groups(round)
-        keep = []
-        for g in self.groups:
-            kind, _, name = g.partition(".")
-            if g in frozen or (kind == "encoder" and name not in mods) or (kind == "heads" and name not in active):
-                continue
-            keep.append(g)
-        return tuple(keep)
+        return tuple(g for g in self.read_groups(modalities, tasks, round) if g not in frozen)
 
     def job_tasks(self, tasks: Sequence[str] | None, round: int | None) -> tuple[str, ...]:
         """The tasks of a task set (all when None) that exist at ``round``."""

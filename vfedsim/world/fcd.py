@@ -21,6 +21,7 @@ each in the trace's order.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import xml.etree.ElementTree as ET
@@ -46,9 +47,18 @@ def read_fcd(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(KEY, f"trace file not found: {str(path)!r}")
-    if path.name.lower().endswith(".parquet"):
-        return _read_parquet(path)
-    return _read_xml(path)
+    stat = path.stat()
+    return _read_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_cached(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`read_fcd` of one version of a file (keyed by its modification time and size), parsed once: validating
+    a scenario, running it and planning a sweep's points all build the mobility model. Read-only arrays."""
+    rows = _read_parquet(Path(path)) if path.lower().endswith(".parquet") else _read_xml(Path(path))
+    for a in rows:
+        a.setflags(write=False)
+    return rows
 
 
 def _read_xml(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
