@@ -1,8 +1,6 @@
 """Small worlds for the network tests: vehicles from (x0, y, vx, t_enter, t_exit) tuples, RSUs on y = 0."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import simpy
 

@@ -21,7 +21,7 @@ def test_one_transmission_at_the_weakest_rate():
 
 def test_unicast_shares_instead():
     env, net, radio, mob = world(TWO)
-    r0, r1 = rate_at(radio, mob, 0, 0.0, uplink=False), rate_at(radio, mob, 1, 0.0, uplink=False)
+    r0 = rate_at(radio, mob, 0, 0.0, uplink=False)
     a, b = run(env, net.transfer(0, 10 * MB, "down"), net.transfer(1, 10 * MB, "down"))
     assert a.end_s == pytest.approx(16 * 10 * MB / r0, rel=1e-12)
 
@@ -38,7 +38,7 @@ def test_a_broadcast_takes_one_share_beside_unicast_flows():
 
 def test_later_or_uplink_requests_do_not_join():
     env, net, radio, mob = world(TWO, downlink_mode="broadcast")
-    r0, r1 = rate_at(radio, mob, 0, 0.0, uplink=False), rate_at(radio, mob, 1, 0.0, uplink=False)
+    r0 = rate_at(radio, mob, 0, 0.0, uplink=False)
     S = 10 * MB
     a = net.transfer(0, S, "down")
     late = at(env, 0.1, lambda: net.transfer(1, S, "down"))
