@@ -413,6 +413,10 @@ class Shadowing:
         self._key0 = int.from_bytes(hashlib.sha256(f"{self.seed}/{self.kind}".encode()).digest()[:8], "little")
         self._bits = np.random.Philox(key=0)
         self._gen = np.random.Generator(self._bits)
+        self._key = np.array([self._key0, 0], dtype=np.uint64)  # [1] is set per noise block
+        self._state = {"bit_generator": "Philox", "state": {"counter": np.zeros(4, dtype=np.uint64), "key": self._key},
+                       "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
+        self._w = np.empty(2 * self.BLOCK)  # the noise of one value block (its two noise blocks)
         self._clear()
 
     def _clear(self) -> None:
@@ -424,9 +428,8 @@ class Shadowing:
         """The 100 normals of noise block ``key`` (packed like a value block's key)."""
         w = self._noise_cache.pop(key, None)  # each noise block serves two value blocks: keep it for the next
         if w is None:
-            self._bits.state = {"bit_generator": "Philox", "state": {
-                "counter": np.zeros(4, dtype=np.uint64), "key": np.array([self._key0, key], dtype=np.uint64)},
-                "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
+            self._key[1] = key  # the setter copies the state: one template serves every block
+            self._bits.state = self._state
             w = self._gen.standard_normal(self.BLOCK)
             if len(self._noise_cache) > 4096:
                 self._noise_cache.clear()
@@ -435,9 +438,13 @@ class Shadowing:
 
     def _blocks(self, keys: list[int]) -> np.ndarray:
         """(m, BLOCK) unit-variance values of the value blocks named by ``keys``."""
-        w = np.array([np.concatenate((self._noise(key), self._noise(key + 1))) for key in keys])
+        if len(keys) == 1:
+            w = self._w
+            w[:self.BLOCK], w[self.BLOCK:] = self._noise(keys[0]), self._noise(keys[0] + 1)
+        else:
+            w = np.array([np.concatenate((self._noise(key), self._noise(key + 1))) for key in keys])
         # x_k = rho x_{k-1} + sqrt(1 - rho^2) w_k from x = 0: x_k = g rho^k sum_{j<=k} rho^-j w_j
-        return (self._gain * self._rho_k * np.cumsum(self._rho_neg_k * w, axis=1))[:, self.BLOCK:]
+        return (self._gain * self._rho_k * np.cumsum(self._rho_neg_k * w, axis=-1))[..., self.BLOCK:]
 
     def _rows(self, keys: list[int]) -> list[int]:
         get = self._index.get
