@@ -29,3 +29,20 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_path() -> Path:
     return SCENARIOS / "tiny.yaml"
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace the engine's run by `sweep_fakes.fake_run` (sweep tests); the list collects the run directory
+    names in call order. The real run is back after the test, even if a plugin loaded meanwhile replaced it."""
+    import vfedsim.engine as engine
+    from sweep_fakes import fake_run
+
+    calls: list[str] = []
+
+    def recording(scenario, *, out_dir, progress=True):
+        calls.append(Path(out_dir).name)
+        return fake_run(scenario, out_dir=out_dir, progress=progress)
+
+    monkeypatch.setattr(engine, "run", recording)
+    return calls

@@ -4,13 +4,11 @@ The engine's `run` is replaced by a fast fake that writes a run directory, excep
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 import vfedsim.engine as engine
 from vfedsim.cli import main
@@ -18,62 +16,7 @@ from vfedsim.errors import ScenarioError, VfedsimError
 from vfedsim.scenario import apply_overrides
 from vfedsim.sweep import Experiment, Point, execute_run, expand_grid, load_experiment, plan_runs, run_sweep
 
-REPO = Path(__file__).resolve().parent.parent
-TINY = REPO / "scenarios" / "tiny.yaml"
-BW = "world.channel.bandwidth_hz"
-SEL = "strategy.selection.name"
-
-
-def fake_run(scenario, *, out_dir, progress=True):
-    """Writes a run directory like the engine's, with accuracy growing with rounds and bandwidth."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    gain = min(1.0, scenario.world.channel.bandwidth_hz / 1e6)
-    rows = []
-    for r in range(scenario.strategy.rounds + 1):
-        row = {"round": r, "sim_time_s": 12.5 * r, "bytes_up": 4000 * (r > 0), "bytes_down": 8000 * (r > 0),
-               "cum_bytes_up": 4000 * r, "cum_bytes_down": 8000 * r, "clients_selected": 4 * (r > 0),
-               "clients_arrived": 3 * (r > 0), "clients_dropped": 1 * (r > 0)}
-        for i, task in enumerate(scenario.learning.tasks):
-            acc = 0.5 + 0.01 * i + 0.03 * r * gain + 0.001 * scenario.seed
-            row.update({f"{task}.accuracy": acc, f"{task}.macro_f1": acc - 0.1, f"{task}.loss": 1.0 - acc})
-        rows.append(row)
-    rounds = pd.DataFrame(rows)
-    rounds.to_csv(out / "rounds.csv", index=False)
-    metrics = [c for c in rounds.columns if "." in c]
-    summary = {"final": {c: float(rounds[c].iloc[-1]) for c in metrics},
-               "pretrained": {c: float(rounds[c].iloc[0]) for c in metrics}, "drops_by_cause": {"deadline": 3}}
-    (out / "summary.json").write_text(json.dumps(summary))
-    (out / "config.yaml").write_text(yaml.safe_dump(scenario.to_dict(), sort_keys=False))
-    return engine.RunResult(out_dir=out, rounds=rounds, summary=summary)
-
-
-@pytest.fixture
-def runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Replace the engine's run by `fake_run`; the list collects the run directory names in call order."""
-    calls: list[str] = []
-
-    def recording(scenario, *, out_dir, progress=True):
-        calls.append(Path(out_dir).name)
-        return fake_run(scenario, out_dir=out_dir, progress=progress)
-
-    monkeypatch.setattr(engine, "run", recording)
-    return calls
-
-
-def write_experiment(tmp_path: Path, body: dict | str, name: str = "exp.yaml") -> Path:
-    folder = tmp_path / "experiments"
-    folder.mkdir(exist_ok=True)
-    path = folder / name
-    if isinstance(body, dict):
-        body = {"base": os.path.relpath(TINY, folder), **body}
-        body = yaml.safe_dump(body, sort_keys=False)
-    path.write_text(body)
-    return path
-
-
-GRID = {BW: [2.0e5, 1.0e6], SEL: ["random", "coverage"]}
-
+from sweep_fakes import BW, GRID, REPO, SEL, TINY, fake_run, write_experiment
 
 # ---------------------------------------------------------------------------------------- experiment
 def test_load_experiment_resolves_base_and_reads_floats(tmp_path: Path) -> None:
@@ -274,6 +217,20 @@ def test_cli_sweep_bad_point_exits_2_and_writes_nothing(tmp_path: Path, runs: li
     err = capsys.readouterr().err
     assert err.startswith("vfedsim: error: world.channel.bandwidth_hz:") and err.count("\n") == 1
     assert not out.exists() and runs == []
+
+
+def test_cli_executor_ray_without_ray_exits_2_and_writes_nothing(tmp_path: Path, runs: list[str], capsys,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(write_experiment(tmp_path, {"grid": {BW: [1e6]}})), "--out", str(out),
+                 "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vfedsim: error: --executor: ray needs Ray installed") and err.count("\n") == 1
+    assert "vfedsim[ray]" in err and not out.exists() and runs == []
 
 
 def test_cli_sweep_dry_run_lists_runs(tmp_path: Path, runs: list[str], capsys) -> None:

@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "  results.csv                  one row per run: grid keys, seed, final metrics\n"
                 "  rounds.csv                   all rounds of all runs, with grid keys and seed\n"
                 "  plots/                       final accuracy vs the grid's first key (or bandwidth)\n"
-                "Every point is validated before any runs. Results do not depend on --jobs.\n"
+                "Every point is validated before any runs. Results do not depend on --jobs or --executor.\n"
                 "Experiment file:\n"
                 "  name: accuracy_vs_bandwidth\n"
                 "  base: ../scenarios/tiny.yaml        # relative to the experiment file\n"
@@ -114,7 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sweep directory to create; must not exist or be empty "
                         "(default: sweeps/<name>-<YYYYmmdd-HHMMSS>)")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
-                   help="run N points at a time in separate local processes (default 1: in this process)")
+                   help="run N points at a time in separate local processes (default 1: in this process); "
+                        "with --executor ray and no cluster: the local Ray instance's CPUs")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local processes (default), or Ray tasks (pip install 'vfedsim[ray]'): a local Ray "
+                        "instance, or the cluster at --ray-address / RAY_ADDRESS; nodes need no shared disk")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to run on (e.g. auto, ray://head:10001); implies --executor ray")
     add_plugins(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the sweep in --out DIR (same experiment): run only the runs that did not "
@@ -413,6 +419,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out_dir = _unique_dir(Path("sweeps") / f"{_slug(experiment.name)}-{_timestamp()}")
     if args.jobs < 1:
         raise ScenarioError("--jobs", f"must be at least 1, got {args.jobs}")
+    if args.executor == "ray" or args.ray_address:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ScenarioError("--executor", "ray needs Ray installed: pip install 'vfedsim[ray]'; "
+                                              "allowed without it: local")
     if args.dry_run:
         tasks = plan_runs(experiment, out_dir=out_dir)
         for task in tasks:
@@ -420,8 +432,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"ok: {experiment.name} ({len(experiment.points)} points x "
               f"{len(experiment.seeds or (None,))} seeds = {len(tasks)} runs; nothing run)")
         return 0
+    executor = None
+    if args.executor == "ray" or args.ray_address:
+        from functools import partial
+
+        from .sweep import execute_ray
+
+        executor = partial(execute_ray, address=args.ray_address)
     results = run_sweep(experiment, out_dir=out_dir, jobs=args.jobs, progress=not args.quiet,
-                        plugins=args.plugins, resume=args.resume)
+                        plugins=args.plugins, resume=args.resume, executor=executor)
     plots: list[Path] = []
     if not args.no_plots and experiment.grid:
         from .plot import plot_directory

@@ -23,7 +23,8 @@ A sweep directory holds::
 Every point is validated (`vfedsim.engine.load_scenario`) before any runs, so a bad point fails before
 anything is written. The result tables are built from the run directories alone, which makes *how* runs are
 executed a seam: an `Executor` receives the planned `RunTask`s and yields them as they finish. Local processes
-are built in (`execute_local`); a cluster executor (Ray, not built) would plug in there. ``resume=True``
+are built in (`execute_local`); `execute_ray` runs them as Ray tasks, on a local Ray instance or a cluster
+(``vfedsim sweep --executor ray [--ray-address ADDR]``, extra ``vfedsim[ray]``). ``resume=True``
 (``vfedsim sweep --resume --out DIR``) continues a half-finished sweep: complete run directories are kept and
 only the others run.
 Results do not depend on the executor or on the number of jobs: each run is fully determined by its scenario
@@ -38,10 +39,11 @@ import multiprocessing
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -49,7 +51,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ScenarioError, VfedsimError
-from .record import FLOAT_FORMAT, atomic_write_text
+from .record import FLOAT_FORMAT, atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -58,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Experiment", "Point", "RunTask", "Executor", "load_experiment", "expand_grid", "plan_runs", "run_sweep",
-    "execute_local", "execute_run", "collect_results", "is_finished",
+    "execute_local", "execute_ray", "execute_run", "collect_results", "is_finished",
 ]
 
 _DOTTED_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)*$")
@@ -363,6 +365,73 @@ def execute_local(tasks: Sequence[RunTask], *, jobs: int = 1, progress: bool = T
         finally:
             for future in pending:
                 future.cancel()
+
+
+def _run_elsewhere(task: RunTask, plugins: tuple[str, ...]) -> dict[str, bytes]:
+    """Run ``task`` in a temporary directory (on whatever machine this is) and return its run directory's
+    files, by path relative to it. A run directory holds no absolute paths, so it can be written anywhere."""
+    _init_worker(plugins)
+    with tempfile.TemporaryDirectory(prefix="vfedsim-run-") as tmp:
+        run_dir = Path(tmp) / task.name
+        execute_run(replace(task, run_dir=run_dir))
+        return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def _write_run(run_dir: Path, files: Mapping[str, bytes]) -> None:
+    """Write a run directory's files (each atomically), ``summary.json`` last: `is_finished` relies on it."""
+    for rel in sorted(files, key=lambda name: name == "summary.json"):
+        atomic_write_bytes(run_dir / rel, files[rel])
+
+
+def execute_ray(tasks: Sequence[RunTask], *, jobs: int = 1, progress: bool = True,
+                plugins: Sequence[str | Path] = (), address: str | None = None) -> Iterator[RunTask]:
+    """Run tasks as Ray tasks (one CPU each): on the cluster at ``address`` (or ``RAY_ADDRESS``; "auto" finds
+    a running one), else on a local Ray instance with ``jobs`` CPUs that is shut down afterwards.
+
+    Each run happens in a fresh worker process, in a temporary directory; its files come back to this process, which
+    writes the run directory (summary.json last), so the nodes need no shared file system. What a scenario
+    reads (an FCD trace, plugin files) must be at the same path on every node. Data sets and pretrained
+    models are built here first (`_warm_caches`); another node builds its own copy on first use (the same
+    bytes: they depend only on the scenario). The results are those of `execute_local`.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise VfedsimError("the ray executor needs Ray: pip install 'vfedsim[ray]'") from None
+    tasks = list(tasks)
+    if not tasks:
+        return
+    _warm_caches(tasks, progress=progress)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    started = not ray.is_initialized()
+    if started:
+        local = {} if address else {"num_cpus": max(1, int(jobs)), "include_dashboard": False}
+        ray.init(address=address, log_to_driver=progress, configure_logging=False, **local)
+    # a fresh worker process per run (max_calls=1), as a run gets locally: plugins and module state never
+    # leak from one run or sweep into the next
+    remote = ray.remote(num_cpus=1, max_retries=0, max_calls=1)(_run_elsewhere)
+    plugin_paths = tuple(str(Path(p).resolve()) for p in plugins)
+    pending = {remote.remote(task, plugin_paths): task for task in tasks}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                task = pending.pop(ref)
+                try:
+                    files = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                    if isinstance(cause, VfedsimError):
+                        raise VfedsimError(f"run {task.name} failed: {cause}") from cause
+                    raise VfedsimError(f"run {task.name} failed: {type(cause).__name__}: {cause}") from cause
+                _write_run(task.run_dir, files)
+                yield task
+    finally:
+        for ref in pending:
+            ray.cancel(ref)
+        if started:
+            ray.shutdown()
+
 
 
 # ---------------------------------------------------------------------------------------------- tables
