@@ -1,4 +1,4 @@
-"""The run summary's fairness: Jain's index over the vehicles that could have been selected."""
+"""The run summary: fairness (Jain's index over the vehicles that could have been selected) and best values."""
 from __future__ import annotations
 
 import math
@@ -26,3 +26,16 @@ def test_fairness_ignores_vehicles_that_were_never_on_the_road_during_the_run() 
     summary = Recorder.summary(rounds, pd.DataFrame(columns=EVENT_COLUMNS), vehicles)
     assert summary["jain_fairness_selected"] == pytest.approx(1.0)
     assert summary["vehicles_present"] == 2 and summary["vehicles"] == 4
+
+
+def test_best_is_the_smallest_loss_or_error_and_the_largest_score() -> None:
+    rounds = pd.DataFrame({"round": [0, 1, 2], "sim_time_s": [0.0, 10.0, 20.0], "bytes_up": 0, "bytes_down": 0,
+                           "clients_selected": 0, "clients_arrived": 0,
+                           "maneuver.accuracy": [0.5, 0.7, 0.6], "maneuver.loss": [1.0, 0.4, 0.6],
+                           "ttc.mae": [2.0, 1.5, 1.8], "trajectory.ade": [9.0, 4.0, 5.0],
+                           "trajectory.fde": [12.0, 8.0, 7.0]})
+    vehicles = pd.DataFrame({"times_selected": [0], "energy_compute_j": 0.0, "energy_tx_j": 0.0,
+                             "t_enter_s": [0.0], "t_exit_s": [30.0]})
+    best = Recorder.summary(rounds, pd.DataFrame(columns=EVENT_COLUMNS), vehicles)["best"]
+    assert best == {"maneuver.accuracy": 0.7, "maneuver.loss": 0.4, "ttc.mae": 1.5, "trajectory.ade": 4.0,
+                    "trajectory.fde": 7.0}

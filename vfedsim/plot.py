@@ -60,9 +60,18 @@ _UNITS: dict[str, tuple[str, float]] = {  # suffix -> (unit label, scale applied
 
 # ------------------------------------------------------------------------------------------- helpers
 def tasks_in(columns: Sequence[str], metric: str = "accuracy") -> list[str]:
-    """Task names that have a ``<task>.<metric>`` column, in column order."""
+    """Task names that have a ``<task>.<metric>`` column, in column order (the per-sensor-suite columns
+    ``suite.<suite>.<task>.<metric>`` are not tasks: see `suites_in`)."""
     suffix = "." + metric
-    return [c[: -len(suffix)] for c in columns if isinstance(c, str) and c.endswith(suffix)]
+    return [c[: -len(suffix)] for c in columns
+            if isinstance(c, str) and c.endswith(suffix) and not c.startswith("suite.")]
+
+
+def suites_in(columns: Sequence[str], metric: str = "accuracy") -> list[str]:
+    """Sensor suites evaluated on their own (``suite.<suite>.mean.<metric>`` columns), in column order."""
+    head, tail = "suite.", ".mean." + metric
+    return [c[len(head): -len(tail)] for c in columns
+            if isinstance(c, str) and c.startswith(head) and c.endswith(tail)]
 
 
 def _panels(tasks: Sequence[str]) -> list[str]:
@@ -124,7 +133,9 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
     ``accuracy_vs_time.png``: each task's accuracy (solid) and macro-F1 (dashed) against simulated time [s];
     ``accuracy_vs_uplink_bytes.png``: the same against cumulative uplink traffic [MB]. Round 0 (the
-    pretrained model, before any aggregation) is marked with a star.
+    pretrained model, before any aggregation) is marked with a star. With per-sensor-suite metrics (a fleet
+    whose suites lack some modality), ``accuracy_by_suite.png``: the mean over classification tasks against
+    simulated time, with every modality and as each suite's vehicles run the model.
     """
     run_dir = Path(run_dir)
     rounds = _read_csv(run_dir / "rounds.csv", "run")
@@ -136,17 +147,27 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     if "seed" in config:
         title += f" (seed {config['seed']})"
     plots = run_dir / "plots"
-    return [
+    out = [
         _save(_metric_figure(rounds, tasks, x="sim_time_s", scale=1.0, xlabel="simulated time [s]",
                              title=f"{title}: accuracy vs simulated time"), plots / "accuracy_vs_time.png"),
         _save(_metric_figure(rounds, tasks, x="cum_bytes_up", scale=1e-6,
                              xlabel="cumulative uplink traffic [MB]",
                              title=f"{title}: accuracy vs uplink traffic"), plots / "accuracy_vs_uplink_bytes.png"),
     ]
+    suites = suites_in(rounds.columns)
+    if suites and "mean.accuracy" in rounds.columns:
+        lines = {"mean": "every modality", **{f"suite.{s}.mean": f"suite {s}" for s in suites}}
+        out.append(_save(_metric_figure(rounds, list(lines), x="sim_time_s", scale=1.0,
+                                        xlabel="simulated time [s]", labels=lines,
+                                        title=f"{title}: mean accuracy by sensor suite"),
+                         plots / "accuracy_by_suite.png"))
+    return out
 
 
 def _metric_figure(rounds: pd.DataFrame, tasks: Sequence[str], *, x: str, scale: float, xlabel: str,
-                   title: str) -> Figure:
+                   title: str, labels: Mapping[str, str] | None = None) -> Figure:
+    """One line per ``tasks`` entry (its ``<task>.accuracy`` solid, ``.macro_f1`` dashed), legend
+    ``labels[task]`` (default the task name)."""
     if x not in rounds.columns:
         raise VfedsimError(f"rounds.csv has no {x!r} column")
     fig = Figure(figsize=(7.5, 4.6), layout="constrained")
@@ -172,7 +193,7 @@ def _metric_figure(rounds: pd.DataFrame, tasks: Sequence[str], *, x: str, scale:
             ax.axhline(acc[first][0], color=color, linestyle=":", linewidth=0.8, alpha=0.6)
         ax.plot(xs[first], acc[first], linestyle="none", marker="*", markersize=13, color=color,
                 markeredgecolor="black", zorder=3)
-        handles.append(Line2D([], [], color=color, linewidth=2, label=task))
+        handles.append(Line2D([], [], color=color, linewidth=2, label=(labels or {}).get(task, task)))
     handles.append(Line2D([], [], color="0.2", linestyle="-", label="accuracy"))
     if has_f1:
         handles.append(Line2D([], [], color="0.2", linestyle="--", label="macro-F1"))

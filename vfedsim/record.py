@@ -9,7 +9,9 @@ rounds.csv columns: the round's bytes and clients, ``bytes_up.<module>`` (the by
 in the uploads that arrived since the previous row: ``trunk.<method>``, ``encoder.<modality>``,
 ``heads.<task>``, ``mtl``, ``container``; 0 where none; present once any upload carried it), a strategy's
 extra columns, then the metrics of every task (empty on rows without evaluation, and for a task before it
-is onboarded).
+is onboarded), and with partial sensor suites ``suite.<suite>.<metric>`` (the same metrics, losses left
+out, of the model run on that suite's modalities). summary.json's ``best`` is the smallest value of a loss
+or error (`LOWER_IS_BETTER`) over the rows, the largest of any other metric.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ import yaml
 
 __all__ = ["Recorder", "atomic_write_text", "atomic_write_bytes", "EVENT_COLUMNS", "FLOAT_FORMAT", "jain_index"]
 
+LOWER_IS_BETTER = (".loss", ".mae", ".ade", ".fde")
+"""Metric suffixes whose best value is the smallest (losses and errors); for the others the largest."""
 EVENT_COLUMNS = ("time_s", "round", "vehicle", "kind", "rsu", "bytes", "cause", "duration_s", "energy_j")
 FLOAT_FORMAT = "%.9g"
 
@@ -197,7 +201,7 @@ class Recorder:
             "sim_time_s": float(last["sim_time_s"]),
             "pretrained": {c: float(rounds.iloc[0][c]) for c in metric_cols},
             "final": {c: float(last[c]) for c in metric_cols},
-            "best": {c: float(rounds[c].max()) if not c.endswith(".loss") else float(rounds[c].min())
+            "best": {c: float(rounds[c].min()) if c.endswith(LOWER_IS_BETTER) else float(rounds[c].max())
                      for c in metric_cols},
             "bytes_up_total": int(rounds["bytes_up"].sum()),
             "bytes_down_total": int(rounds["bytes_down"].sum()),

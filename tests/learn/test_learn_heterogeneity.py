@@ -195,6 +195,20 @@ def test_a_vehicle_uploads_only_its_modules(hetero_learner):
     learner.commit(agg)
 
 
+def test_evaluation_as_a_sensor_suite_sees_only_its_modalities(hetero_learner):
+    learner = hetero_learner
+    full = learner.evaluate()
+    assert learner.evaluate(modalities=tuple(MODALITIES)) == full
+    camera = learner.evaluate(modalities=("camera",))
+    assert camera.keys() == full.keys() and camera != full
+    # the same numbers as running the model on the camera tokens alone
+    learner._load(learner.global_state())
+    with torch.inference_mode():
+        logits = learner.model(*learner.test.inputs(torch.arange(len(learner.test))), modalities=("camera",))
+    pred = logits["maneuver"].argmax(dim=1).numpy()
+    assert camera["maneuver.accuracy"] == pytest.approx(float((pred == learner.test.labels["maneuver"].numpy()).mean()))
+
+
 def test_onboarding_adds_a_task_and_freezes(tiny_learning, tiny_bundle):
     from vfedsim.learn.train import Learner
 

@@ -370,17 +370,19 @@ class Learner:
         return [self.run_job(job) for job in jobs]
 
     # ---------------------------------------------------------------- evaluation
-    def evaluate_at(self, round: int, state: Mapping[str, torch.Tensor] | None = None) -> dict[str, float]:
+    def evaluate_at(self, round: int, state: Mapping[str, torch.Tensor] | None = None, *,
+                    modalities: Sequence[str] | None = None) -> dict[str, float]:
         """`evaluate` at ``round``: tasks onboarded after it are NaN."""
-        return self.evaluate(state, round=round)
+        return self.evaluate(state, round=round, modalities=modalities)
 
     def evaluate(self, state: Mapping[str, torch.Tensor] | None = None, *, round: int | None = None,
-                 batch: int = 512) -> dict[str, float]:
-        """Metrics of the global model (every modality) on the test split, for every task of
-        ``learning.tasks``: classification '<task>.accuracy', '.macro_f1', '.balanced_accuracy'; ``ttc``
-        '.mae' [s]; ``trajectory`` '.ade', '.fde' [m]; and '.loss' (the training loss). 'mean.<metric>' are
-        the means over the classification tasks ('mean.loss' over all tasks). A task onboarded after
-        ``round`` is NaN (and left out of the means). ``state`` None: the current global version."""
+                 modalities: Sequence[str] | None = None, batch: int = 512) -> dict[str, float]:
+        """Metrics of the global model on the test split, for every task of ``learning.tasks``:
+        classification '<task>.accuracy', '.macro_f1', '.balanced_accuracy'; ``ttc`` '.mae' [s];
+        ``trajectory`` '.ade', '.fde' [m]; and '.loss' (the training loss). 'mean.<metric>' are the means over
+        the classification tasks ('mean.loss' over all tasks). A task onboarded after ``round`` is NaN (and
+        left out of the means). ``state`` None: the current global version. ``modalities``: the inputs the
+        model sees, as a vehicle with that sensor suite would run it (default: every modality)."""
         state = self.global_state() if state is None else state
         if state.keys() != self._states[0].keys():
             raise KeyError("evaluated state does not have the trainable parameters' keys")
@@ -391,7 +393,7 @@ class Learner:
         with torch.inference_mode():
             for start in range(0, len(self.test), batch):
                 idx = torch.arange(start, min(start + batch, len(self.test)))
-                for t, z in self.model(*self.test.inputs(idx)).items():
+                for t, z in self.model(*self.test.inputs(idx), modalities=modalities).items():
                     outputs[t].append(z)
         out: dict[str, float] = {}
         nan = float("nan")

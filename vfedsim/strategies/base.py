@@ -29,6 +29,7 @@ from ..learn.jobs import TrainJob
 from ..policies.selection import WorldSnapshot
 from ..registry import Registry
 from ..rng import int_seed
+from ..scenario import ALL_MODALITIES
 from .transfer import FAIL_CAUSES
 
 if TYPE_CHECKING:  # back-references for type checkers only (imports flow one way)
@@ -220,11 +221,24 @@ class ClientStrategy:
         return rc.upload_bytes if size is None else int(size(self.modalities(v), self.tasks(v), rc.round))
 
     def evaluate(self, round: int, state: Mapping[str, Any] | None = None) -> dict[str, float]:
-        """The learner's metrics of ``state`` (the global model when None) at ``round``."""
+        """The learner's metrics of ``state`` (the global model when None) at ``round``, with every modality;
+        when the fleet has sensor suites without some modality, also as each suite's vehicles run the model
+        (only their modalities as input): 'suite.<suite>.<metric>' for every metric but the losses."""
         at = getattr(self.ctx.learner, "evaluate_at", None)
         if at is None:
             return self.ctx.learner.evaluate() if state is None else self.ctx.learner.evaluate(state)
-        return at(round, state)
+        out = at(round, state)
+        for suite in self._partial_suites():
+            out.update({f"suite.{suite.name}.{key}": value
+                        for key, value in at(round, state, modalities=suite.modalities).items()
+                        if not key.endswith(".loss")})
+        return out
+
+    def _partial_suites(self) -> tuple[Any, ...]:
+        """The fleet's sensor suites, when any of them lacks a modality (else none: one evaluation covers all)."""
+        suites = tuple(getattr(self.ctx.fleet, "sensor_suites", ()))
+        full = set(ALL_MODALITIES)
+        return suites if any(set(s.modalities) != full for s in suites) else ()
 
     # ------------------------------------------------------------------------------------------- hooks
     def base_version(self, v: int, rc: RoundContext, down: "TransferResult") -> int:
