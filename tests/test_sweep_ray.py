@@ -21,6 +21,18 @@ FAKE_PLUGIN = ("import json\nfrom pathlib import Path\nimport pandas as pd\nimpo
                "import vfedsim.engine as engine\n\n" + inspect.getsource(fake_run) + "\nengine.run = fake_run\n")
 
 
+def test_an_unreachable_cluster_exits_2_at_once_and_writes_nothing(tmp_path: Path, runs: list[str], capsys) -> None:
+    # (first in the module: with Ray already initialised here, the CLI would use that instance instead)
+    assert not ray.is_initialized()
+    exp = write_experiment(tmp_path, {"grid": {BW: [1e6]}})
+    out = tmp_path / "s"
+    assert main(["sweep", str(exp), "--out", str(out), "--ray-address", "127.0.0.1:1", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vfedsim: error: --ray-address: no Ray cluster answers at '127.0.0.1:1'")
+    assert err.count("\n") == 1 and "allowed: auto" in err
+    assert not out.exists() and runs == [] and not ray.is_initialized()
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray instance for the module (an executor leaves a Ray it did not start running)."""

@@ -419,7 +419,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out_dir = _unique_dir(Path("sweeps") / f"{_slug(experiment.name)}-{_timestamp()}")
     if args.jobs < 1:
         raise ScenarioError("--jobs", f"must be at least 1, got {args.jobs}")
-    if args.executor == "ray" or args.ray_address:
+    use_ray = args.executor == "ray" or bool(args.ray_address)
+    if use_ray:
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
@@ -432,15 +433,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"ok: {experiment.name} ({len(experiment.points)} points x "
               f"{len(experiment.seeds or (None,))} seeds = {len(tasks)} runs; nothing run)")
         return 0
-    executor = None
-    if args.executor == "ray" or args.ray_address:
-        from functools import partial
+    executor, started = None, False
+    if use_ray:  # join or start Ray before anything is written: an unreachable cluster leaves no trace
+        from .sweep import connect_ray, execute_ray, plan_runs
 
-        from .sweep import execute_ray
+        plan_runs(experiment, out_dir=out_dir)  # a bad point fails first, without starting Ray
+        started = connect_ray(args.ray_address, jobs=args.jobs, progress=not args.quiet)
+        executor = execute_ray
+    try:
+        results = run_sweep(experiment, out_dir=out_dir, jobs=args.jobs, progress=not args.quiet,
+                            plugins=args.plugins, resume=args.resume, executor=executor)
+    finally:
+        if started:
+            import ray
 
-        executor = partial(execute_ray, address=args.ray_address)
-    results = run_sweep(experiment, out_dir=out_dir, jobs=args.jobs, progress=not args.quiet,
-                        plugins=args.plugins, resume=args.resume, executor=executor)
+            ray.shutdown()
     plots: list[Path] = []
     if not args.no_plots and experiment.grid:
         from .plot import plot_directory

@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Experiment", "Point", "RunTask", "Executor", "load_experiment", "expand_grid", "plan_runs", "run_sweep",
-    "execute_local", "execute_ray", "execute_run", "collect_results", "is_finished",
+    "execute_local", "execute_ray", "connect_ray", "execute_run", "collect_results", "is_finished",
 ]
 
 _DOTTED_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)*$")
@@ -383,6 +383,40 @@ def _write_run(run_dir: Path, files: Mapping[str, bytes]) -> None:
         atomic_write_bytes(run_dir / rel, files[rel])
 
 
+def connect_ray(address: str | None = None, *, jobs: int = 1, progress: bool = True) -> bool:
+    """Join the Ray cluster at ``address`` (or ``RAY_ADDRESS``; "auto": one running on this machine; a
+    ``HOST:PORT`` head or ``ray://HOST:PORT`` client server), else start a local Ray instance with ``jobs``
+    CPUs. True when this call initialised Ray (the caller shuts it down), False when it already was.
+
+    A head that does not answer within 5 s is an error at once, rather than Ray's minutes of retries. Raises
+    `ScenarioError` on ``--ray-address`` (nothing is run or written), `VfedsimError` without Ray installed.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise VfedsimError("the ray executor needs Ray: pip install 'vfedsim[ray]'") from None
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    allowed = ["auto", "HOST:PORT (a running Ray head)", "ray://HOST:PORT (a Ray client server)"]
+    if address not in (None, "auto"):
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            import socket
+
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5.0).close()
+        except (OSError, ValueError) as exc:
+            raise ScenarioError("--ray-address", f"no Ray cluster answers at {address!r} ({exc})",
+                                allowed=allowed, value=address) from None
+    local = {} if address else {"num_cpus": max(1, int(jobs)), "include_dashboard": False}
+    try:
+        ray.init(address=address, log_to_driver=progress, configure_logging=False, **local)
+    except ConnectionError as exc:
+        raise ScenarioError("--ray-address", f"{str(exc).splitlines()[0]}", allowed=allowed,
+                            value=address) from None
+    return True
+
+
 def execute_ray(tasks: Sequence[RunTask], *, jobs: int = 1, progress: bool = True,
                 plugins: Sequence[str | Path] = (), address: str | None = None) -> Iterator[RunTask]:
     """Run tasks as Ray tasks (one CPU each): on the cluster at ``address`` (or ``RAY_ADDRESS``; "auto" finds
@@ -394,19 +428,13 @@ def execute_ray(tasks: Sequence[RunTask], *, jobs: int = 1, progress: bool = Tru
     models are built here first (`_warm_caches`); another node builds its own copy on first use (the same
     bytes: they depend only on the scenario). The results are those of `execute_local`.
     """
-    try:
-        import ray
-    except ImportError:
-        raise VfedsimError("the ray executor needs Ray: pip install 'vfedsim[ray]'") from None
     tasks = list(tasks)
     if not tasks:
         return
+    started = connect_ray(address, jobs=jobs, progress=progress)
+    import ray
+
     _warm_caches(tasks, progress=progress)
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    started = not ray.is_initialized()
-    if started:
-        local = {} if address else {"num_cpus": max(1, int(jobs)), "include_dashboard": False}
-        ray.init(address=address, log_to_driver=progress, configure_logging=False, **local)
     # a fresh worker process per run (max_calls=1), as a run gets locally: plugins and module state never
     # leak from one run or sweep into the next
     remote = ray.remote(num_cpus=1, max_retries=0, max_calls=1)(_run_elsewhere)
