@@ -222,8 +222,9 @@ class ClientStrategy:
 
     def evaluate(self, round: int, state: Mapping[str, Any] | None = None) -> dict[str, float]:
         """The learner's metrics of ``state`` (the global model when None) at ``round``, with every modality;
-        when the fleet has sensor suites without some modality, also as each suite's vehicles run the model
-        (only their modalities as input): 'suite.<suite>.<metric>' for every metric but the losses."""
+        for each of the fleet's sensor suites that lacks a modality, also as that suite's vehicles run the
+        model (only their modalities as input): 'suite.<suite>.<metric>' for every metric but the losses (a
+        suite with every modality is the first evaluation itself)."""
         at = getattr(self.ctx.learner, "evaluate_at", None)
         if at is None:
             return self.ctx.learner.evaluate() if state is None else self.ctx.learner.evaluate(state)
@@ -235,10 +236,9 @@ class ClientStrategy:
         return out
 
     def _partial_suites(self) -> tuple[Any, ...]:
-        """The fleet's sensor suites, when any of them lacks a modality (else none: one evaluation covers all)."""
-        suites = tuple(getattr(self.ctx.fleet, "sensor_suites", ()))
+        """The fleet's sensor suites that lack some modality."""
         full = set(ALL_MODALITIES)
-        return suites if any(set(s.modalities) != full for s in suites) else ()
+        return tuple(s for s in getattr(self.ctx.fleet, "sensor_suites", ()) if set(s.modalities) != full)
 
     # ------------------------------------------------------------------------------------------- hooks
     def base_version(self, v: int, rc: RoundContext, down: "TransferResult") -> int:
