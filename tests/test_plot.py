@@ -321,6 +321,28 @@ def test_summary_table(tmp_path: Path) -> None:
     assert summary_table(sweep, by=STRAT, target_gain=0.0, write=False)["time_to_target_s"].eq(0).all()
 
 
+def test_summary_table_gives_each_partial_sensor_suites_final_accuracy(tmp_path: Path) -> None:
+    from vfedsim.plot import format_summary, summary_table, suites_in, tasks_in
+
+    sweep = write_strategy_sweep(tmp_path / "sweep")
+    finals = {}
+    for k, run_dir in enumerate(sorted((sweep / "runs").iterdir())):
+        rounds = pd.read_csv(run_dir / "rounds.csv")
+        camera = rounds["mean.accuracy"] - 0.01 * (k + 1)
+        if k == 0:
+            camera.iloc[-1] = np.nan  # not evaluated in the last row: the last evaluated one counts
+        rounds["suite.camera.mean.accuracy"] = camera
+        rounds["suite.camera.maneuver.accuracy"] = camera
+        rounds.to_csv(run_dir / "rounds.csv", index=False)
+        finals[run_dir.name] = float(camera[camera.notna()].iloc[-1])
+    assert suites_in(rounds.columns) == ["camera"] and "suite.camera.maneuver" not in tasks_in(rounds.columns)
+    table = summary_table(sweep, by=STRAT, write=False)
+    for strategy in ("sync", "async"):
+        mine = [v for name, v in finals.items() if name.startswith(f"strategy-{strategy}-")]
+        assert table.loc[strategy, "suite_accuracy.camera"] == pytest.approx(np.mean(mine))
+    assert "acc camera" in format_summary(table)
+
+
 def test_summary_table_without_summary_json_falls_back_to_rounds(tmp_path: Path) -> None:
     from vfedsim.plot import summary_table
 

@@ -492,6 +492,9 @@ def _run_row(rounds: pd.DataFrame, summary: Mapping[str, Any], *, target: float 
         if summary.get("jain_fairness_selected") is not None else float("nan"),
         "rounds": float(rounds["round"].iloc[-1]) if "round" in rounds.columns and len(rounds) else float("nan"),
     }
+    for suite in suites_in(rounds.columns):  # as each partial sensor suite's vehicles run the model
+        column = rounds[f"suite.{suite}.mean.accuracy"].astype(float)
+        row[f"suite_accuracy.{suite}"] = float(column[column.notna()].iloc[-1]) if column.notna().any() else math.nan
     if isinstance(drops, Mapping):
         row.update({f"drops.{cause}": float(n) for cause, n in drops.items()})
     row["_has_drops"] = isinstance(drops, Mapping)
@@ -507,7 +510,9 @@ def summary_table(sweep_dir: str | Path, *, by: str | None = DEFAULT_HUE, target
     evaluated row); the simulated time [s] of the first evaluation whose mean accuracy reaches the target
     (``target``, or the run's own pretrained mean accuracy + ``target_gain``; NaN if never reached); MB sent
     up; clients arrived and selected; drops by cause (``drops_by_cause``, a cause absent from a run counts 0);
-    Jain's fairness index of selection counts (``jain_fairness_selected``); the last round number.
+    Jain's fairness index of selection counts (``jain_fairness_selected``); the last round number; with
+    partial sensor suites, ``suite_accuracy.<suite>``: the final mean accuracy as that suite's vehicles run
+    the model (``suite.<suite>.mean.accuracy``).
 
     Returns one row per group (index: the grouping keys) with ``runs``, ``target_reached`` (runs that reached
     the target) and, per quantity ``q``, ``q`` (mean over runs; time to target: over the runs that reached
@@ -543,8 +548,9 @@ def summary_table(sweep_dir: str | Path, *, by: str | None = DEFAULT_HUE, target
     if drop_cols:  # a run with a summary.json lacks a cause only because it had no such drop
         runs.loc[runs["_has_drops"], drop_cols] = runs.loc[runs["_has_drops"], drop_cols].fillna(0.0)
     runs = runs.drop(columns="_has_drops")
-    quantities = ["final_accuracy", "final_macro_f1", "time_to_target_s", "target_accuracy", "mb_up",
-                  "clients_arrived", "clients_selected", *drop_cols, "jain_fairness", "rounds"]
+    suite_cols = [c for c in runs.columns if c.startswith("suite_accuracy.")]
+    quantities = ["final_accuracy", "final_macro_f1", *suite_cols, "time_to_target_s", "target_accuracy",
+                  "mb_up", "clients_arrived", "clients_selected", *drop_cols, "jain_fairness", "rounds"]
     grouped = runs.groupby(keys, sort=False, dropna=False) if keys else runs.groupby(lambda _: "all runs")
     table = pd.DataFrame({"runs": grouped.size(),
                           "target_reached": grouped["time_to_target_s"].apply(lambda s: int(s.notna().sum()))})
@@ -571,6 +577,8 @@ def format_summary(table: pd.DataFrame) -> str:
     out["runs"] = table["runs"]
     for q in ("final_accuracy", "final_macro_f1"):
         out[_SUMMARY_COLUMNS[q]] = [cell(m, s, digits[q]) for m, s in zip(table[q], table[f"{q}_std"])]
+    for c in (c for c in table.columns if c.startswith("suite_accuracy.") and not c.endswith("_std")):
+        out[c.replace("suite_accuracy.", "acc ")] = [cell(m, s, 3) for m, s in zip(table[c], table[f"{c}_std"])]
     out["reached"] = [f"{r}/{n}" for r, n in zip(table["target_reached"], table["runs"])]
     for q in ("time_to_target_s", "mb_up", "clients_arrived", "clients_selected"):
         out[_SUMMARY_COLUMNS[q]] = [cell(m, s, digits[q]) for m, s in zip(table[q], table[f"{q}_std"])]
