@@ -423,8 +423,8 @@ def execute_ray(tasks: Sequence[RunTask], *, jobs: int = 1, progress: bool = Tru
     a running one), else on a local Ray instance with ``jobs`` CPUs that is shut down afterwards.
 
     Each run happens in a fresh worker process, in a temporary directory; its files come back to this process, which
-    writes the run directory (summary.json last), so the nodes need no shared file system. What a scenario
-    reads (an FCD trace, plugin files) must be at the same path on every node. Data sets and pretrained
+    writes the run directory (summary.json last), so the nodes need no shared file system. Every node needs
+    the same vfedsim installed, and what a scenario reads (an FCD trace, plugin files) at the same path. Data sets and pretrained
     models are built here first (`_warm_caches`); another node builds its own copy on first use (the same
     bytes: they depend only on the scenario). The results are those of `execute_local`.
     """
