@@ -435,7 +435,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     executor, started = None, False
     if use_ray:  # join or start Ray before anything is written: an unreachable cluster leaves no trace
-        from .sweep import connect_ray, execute_ray, plan_runs
+        from .sweep import connect_ray, execute_ray
 
         plan_runs(experiment, out_dir=out_dir)  # a bad point fails first, without starting Ray
         started = connect_ray(args.ray_address, jobs=args.jobs, progress=not args.quiet)

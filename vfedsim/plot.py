@@ -463,6 +463,12 @@ def _mean_metric(rounds: pd.DataFrame, metric: str) -> pd.Series:
     return rounds[cols].astype(float).mean(axis=1, skipna=False)
 
 
+def _last(values: pd.Series) -> float:
+    """The last non-NaN value (the last evaluated row), NaN when there is none."""
+    values = values[values.notna()]
+    return float(values.iloc[-1]) if len(values) else float("nan")
+
+
 def _run_row(rounds: pd.DataFrame, summary: Mapping[str, Any], *, target: float | None,
              target_gain: float) -> dict[str, Any]:
     """One run's quantities for `summary_table` from its rounds.csv and summary.json (may be empty)."""
@@ -481,8 +487,8 @@ def _run_row(rounds: pd.DataFrame, summary: Mapping[str, Any], *, target: float 
 
     row: dict[str, Any] = {
         "pretrained_accuracy": pretrained,
-        "final_accuracy": float(acc[evaluated].iloc[-1]) if evaluated.any() else float("nan"),
-        "final_macro_f1": float(f1[f1.notna()].iloc[-1]) if f1.notna().any() else float("nan"),
+        "final_accuracy": _last(acc),
+        "final_macro_f1": _last(f1),
         "target_accuracy": goal,
         "time_to_target_s": float(rounds.loc[reached, "sim_time_s"].iloc[0]) if reached.any() else float("nan"),
         "mb_up": total("bytes_up_total", "bytes_up", 1e-6),
@@ -493,8 +499,7 @@ def _run_row(rounds: pd.DataFrame, summary: Mapping[str, Any], *, target: float 
         "rounds": float(rounds["round"].iloc[-1]) if "round" in rounds.columns and len(rounds) else float("nan"),
     }
     for suite in suites_in(rounds.columns):  # as each partial sensor suite's vehicles run the model
-        column = rounds[f"suite.{suite}.mean.accuracy"].astype(float)
-        row[f"suite_accuracy.{suite}"] = float(column[column.notna()].iloc[-1]) if column.notna().any() else math.nan
+        row[f"suite_accuracy.{suite}"] = _last(rounds[f"suite.{suite}.mean.accuracy"].astype(float))
     if isinstance(drops, Mapping):
         row.update({f"drops.{cause}": float(n) for cause, n in drops.items()})
     row["_has_drops"] = isinstance(drops, Mapping)

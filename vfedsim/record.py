@@ -10,8 +10,8 @@ in the uploads that arrived since the previous row: ``trunk.<method>``, ``encode
 ``heads.<task>``, ``mtl``, ``container``; 0 where none; present once any upload carried it), a strategy's
 extra columns, then the metrics of every task (empty on rows without evaluation, and for a task before it
 is onboarded), and for each sensor suite that lacks a modality ``suite.<suite>.<metric>`` (the same
-metrics, losses left out, of the model run on that suite's modalities). summary.json's ``best`` is the smallest value of a loss
-or error (`LOWER_IS_BETTER`) over the rows, the largest of any other metric.
+metrics, losses left out, of the model run on that suite's modalities). summary.json's ``best`` is the
+smallest value of a loss or error (`LOWER_IS_BETTER`) over the rows, the largest of any other metric.
 """
 from __future__ import annotations
 

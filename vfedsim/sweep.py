@@ -374,7 +374,8 @@ def _run_elsewhere(task: RunTask, plugins: tuple[str, ...]) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(prefix="vfedsim-run-") as tmp:
         run_dir = Path(tmp) / task.name
         execute_run(replace(task, run_dir=run_dir))
-        return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+        return {p.relative_to(run_dir).as_posix(): p.read_bytes()
+                for p in sorted(run_dir.rglob("*")) if p.is_file()}
 
 
 def _write_run(run_dir: Path, files: Mapping[str, bytes]) -> None:
@@ -422,11 +423,12 @@ def execute_ray(tasks: Sequence[RunTask], *, jobs: int = 1, progress: bool = Tru
     """Run tasks as Ray tasks (one CPU each): on the cluster at ``address`` (or ``RAY_ADDRESS``; "auto" finds
     a running one), else on a local Ray instance with ``jobs`` CPUs that is shut down afterwards.
 
-    Each run happens in a fresh worker process, in a temporary directory; its files come back to this process, which
-    writes the run directory (summary.json last), so the nodes need no shared file system. Every node needs
-    the same vfedsim installed, and what a scenario reads (an FCD trace, plugin files) at the same path. Data sets and pretrained
-    models are built here first (`_warm_caches`); another node builds its own copy on first use (the same
-    bytes: they depend only on the scenario). The results are those of `execute_local`.
+    Each run happens in a fresh worker process, in a temporary directory; its files come back to this
+    process, which writes the run directory (summary.json last), so the nodes need no shared file system.
+    Every node needs the same vfedsim installed, and what a scenario reads (an FCD trace, plugin files) at
+    the same path. Data sets and pretrained models are built here first (`_warm_caches`); another node builds
+    its own copy on first use (the same bytes: they depend only on the scenario). The results are those of
+    `execute_local`.
     """
     tasks = list(tasks)
     if not tasks:
@@ -459,7 +461,6 @@ def execute_ray(tasks: Sequence[RunTask], *, jobs: int = 1, progress: bool = Tru
             ray.cancel(ref)
         if started:
             ray.shutdown()
-
 
 
 # ---------------------------------------------------------------------------------------------- tables

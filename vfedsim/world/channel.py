@@ -414,9 +414,9 @@ class Shadowing:
         self._bits = np.random.Philox(key=0)
         self._gen = np.random.Generator(self._bits)
         self._key = np.array([self._key0, 0], dtype=np.uint64)  # [1] is set per noise block
-        self._state = {"bit_generator": "Philox", "state": {"counter": np.zeros(4, dtype=np.uint64), "key": self._key},
+        self._state = {"bit_generator": "Philox",
+                       "state": {"counter": np.zeros(4, dtype=np.uint64), "key": self._key},
                        "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
-        self._w = np.empty(2 * self.BLOCK)  # the noise of one value block (its two noise blocks)
         self._clear()
 
     def _clear(self) -> None:
@@ -438,13 +438,11 @@ class Shadowing:
 
     def _blocks(self, keys: list[int]) -> np.ndarray:
         """(m, BLOCK) unit-variance values of the value blocks named by ``keys``."""
-        if len(keys) == 1:
-            w = self._w
-            w[:self.BLOCK], w[self.BLOCK:] = self._noise(keys[0]), self._noise(keys[0] + 1)
-        else:
-            w = np.array([np.concatenate((self._noise(key), self._noise(key + 1))) for key in keys])
+        w = np.empty((len(keys), 2 * self.BLOCK))  # each value block's noise: its two noise blocks
+        for i, key in enumerate(keys):
+            w[i, :self.BLOCK], w[i, self.BLOCK:] = self._noise(key), self._noise(key + 1)
         # x_k = rho x_{k-1} + sqrt(1 - rho^2) w_k from x = 0: x_k = g rho^k sum_{j<=k} rho^-j w_j
-        return (self._gain * self._rho_k * np.cumsum(self._rho_neg_k * w, axis=-1))[..., self.BLOCK:]
+        return (self._gain * self._rho_k * np.cumsum(self._rho_neg_k * w, axis=1))[:, self.BLOCK:]
 
     def _rows(self, keys: list[int]) -> list[int]:
         get = self._index.get
