@@ -28,8 +28,8 @@ import numpy as np
 import simpy
 
 from vfedsim.scenario import parse_scenario
-from vfedsim.strategies.fluid import FluidNetwork
-from vfedsim.strategies.network import IdealNetwork
+from vfedsim.network.fluid import FluidNetwork
+from vfedsim.network import IdealNetwork
 from vfedsim.world.mobility import HighwayMobility
 from vfedsim.world.radio import Radio, rsu_positions
 

@@ -77,7 +77,7 @@ def load_scenario(path: str | Path, *, overrides: Iterable[str] = (), seed: int 
 
 
 def _network(env: Any, scenario: Scenario, mobility: Any, recorder: Recorder) -> Any:
-    from .strategies.transfer import FluidNetwork, IdealNetwork
+    from .network import FluidNetwork, IdealNetwork
     from .world.radio import Radio
 
     net = scenario.world.network

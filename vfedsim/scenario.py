@@ -362,7 +362,7 @@ class ChannelProfile(Frozen):
 class V2VConfig(Frozen):
     """V2V relaying: a vehicle out of every RSU's coverage reaches one through up to ``max_hops`` V2V hops
     (vehicles within ``range_m`` [m] of each other) to a covered vehicle, which forwards over its RSU link;
-    the path's rate is its weakest hop's (`vfedsim.strategies.fluid`)."""
+    the path's rate is its weakest hop's (docs/network.md)."""
 
     enabled: bool = False
     max_hops: PositiveInt = 2
@@ -391,7 +391,7 @@ class NetworkConfig(Frozen):
     weakest receiver; ``unicast`` gives each its own share. ``chunk_bytes`` [B]: with an MCS rate mapping,
     payload moves in chunks of this size, each lost with the MCS's packet error rate and resent (None: the
     radio's goodput, nothing resent). ``v2v``: relaying through neighbours for vehicles out of coverage.
-    The models are documented in `vfedsim.strategies.fluid`.
+    The models are documented in docs/network.md.
     """
 
     model: Literal["fluid", "ideal"] = "fluid"

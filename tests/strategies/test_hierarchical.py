@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from test_sync_clock import FakeLearner, WeightedMean, build
-from vfedsim.strategies.transfer import IdealNetwork
+from vfedsim.network import IdealNetwork
 
 
 class MovingNetwork(IdealNetwork):

@@ -14,7 +14,7 @@ from vfedsim.scenario import DeviceClass, parse_scenario
 from vfedsim.strategies import STRATEGIES
 from vfedsim.strategies.base import StrategyContext
 from vfedsim.strategies.sync import over_committed
-from vfedsim.strategies.transfer import IdealNetwork
+from vfedsim.network import IdealNetwork
 
 PAYLOAD = 1_000_000  # [B]: 1 s at 8 Mbit/s
 

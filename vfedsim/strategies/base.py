@@ -2,7 +2,7 @@
 
 A strategy is a plain SimPy generator (STYLE.md, 1): it selects, starts client processes, waits for
 transfers and compute timeouts, aggregates and evaluates. It reaches the radio network only through the
-injected `Network` (strategies/transfer.py), the model only through `Learning`, and reports only through
+injected `Network` (`vfedsim.network.interface`), the model only through `Learning`, and reports only through
 the `Recorder` hooks. It holds no world math of its own.
 
 `ClientStrategy` is the part the strategies share: the read-only `WorldSnapshot` a selection policy
@@ -30,7 +30,7 @@ from ..policies.selection import WorldSnapshot
 from ..registry import Registry
 from ..rng import int_seed
 from ..scenario import ALL_MODALITIES
-from .transfer import FAIL_CAUSES
+from ..network.interface import FAIL_CAUSES
 
 if TYPE_CHECKING:  # back-references for type checkers only (imports flow one way)
     from ..fleet import Fleet
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # back-references for type checkers only (imports flow one wa
     from ..record import Recorder
     from ..scenario import Scenario
     from ..world.mobility import HighwayMobility
-    from .transfer import Network, TransferResult
+    from ..network.interface import Network, TransferResult
 
 __all__ = ["Learning", "RoundContext", "StrategyContext", "STRATEGIES", "ClientStrategy", "Dropped",
            "ServerUpdate", "network_cause"]

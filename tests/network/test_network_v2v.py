@@ -103,7 +103,7 @@ def test_relay_runs_are_deterministic():
 
 
 def test_v2v_edges_match_all_pairs():
-    from vfedsim.strategies.relay import v2v_edges
+    from vfedsim.network.relay import v2v_edges
 
     rng = np.random.default_rng(5)
     pos = np.column_stack([rng.uniform(0, 3000, 200), rng.uniform(-12, 12, 200)])
@@ -116,7 +116,7 @@ def test_v2v_edges_match_all_pairs():
 
 
 def test_v2v_rate_is_the_median_link_budget_between_vehicles():
-    from vfedsim.strategies.relay import v2v_rate_bps
+    from vfedsim.network.relay import v2v_rate_bps
 
     assert float(v2v_rate_bps(PROFILE, 150.0, 10e6, PROFILE.min_snr_db)) == v2v_rate(150.0)
     assert float(v2v_rate_bps(PROFILE, 5000.0, 10e6, PROFILE.min_snr_db)) == 0.0

@@ -5,7 +5,7 @@ import numpy as np
 import simpy
 
 from vfedsim.scenario import ChannelProfile, HighwayLosPathLoss, NetworkConfig
-from vfedsim.strategies.fluid import FluidNetwork
+from vfedsim.network.fluid import FluidNetwork
 from vfedsim.world.mobility import TripMobility, Trips
 from vfedsim.world.radio import Radio
 

@@ -1,4 +1,4 @@
-"""Backhaul capacity and latency, pinned to hand-computed times (model: `vfedsim.strategies.fluid`)."""
+"""Backhaul capacity and latency, pinned to hand-computed times (model: docs/network.md)."""
 from __future__ import annotations
 
 import math
@@ -6,17 +6,19 @@ import math
 import pytest
 from networld import MB, at, rate_at, run, world
 
-from vfedsim.strategies import network as network_module
-from vfedsim.strategies import transfer as transfer_module
-from vfedsim.strategies.fluid import FluidNetwork
+import vfedsim.network as network_package
+from vfedsim.network import interface
+from vfedsim.network.fluid import FluidNetwork
 
 STILL = [(100.0, 0.0, 0.0, 0.0, math.inf), (-100.0, 0.0, 0.0, 0.0, math.inf)]
 
 
-def test_transfer_module_reexports_the_split_modules():
-    assert transfer_module.FluidNetwork is FluidNetwork
-    for name in ("Network", "TransferResult", "FAIL_CAUSES", "DIRECTIONS", "IdealNetwork"):
-        assert getattr(transfer_module, name) is getattr(network_module, name)
+def test_the_package_exports_the_interface_and_the_fluid_network():
+    assert network_package.FluidNetwork is FluidNetwork
+    for name in ("Network", "TransferResult", "FAIL_CAUSES", "DIRECTIONS", "IdealNetwork", "OnEvent"):
+        assert getattr(network_package, name) is getattr(interface, name)
+    assert set(network_package.__all__) == {"Network", "TransferResult", "FAIL_CAUSES", "DIRECTIONS",
+                                            "IdealNetwork", "OnEvent", "FluidNetwork"}
 
 
 def test_capacity_caps_a_lone_transfer():

@@ -1,6 +1,6 @@
 """The radio network as a strategy sees it: the `Network` interface, its results, and an ideal stand-in.
 
-A strategy reaches the network only through `Network` (STYLE.md, 5). `vfedsim.strategies.fluid.FluidNetwork`
+A strategy reaches the network only through `Network` (STYLE.md, 5). `vfedsim.network.fluid.FluidNetwork`
 implements it over the world's mobility and radio models; `IdealNetwork` is the always-connected,
 constant-rate stand-in for tests, baselines and overhead benchmarks (httpx's ``MockTransport``).
 """

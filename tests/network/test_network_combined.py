@@ -6,7 +6,7 @@ import simpy
 from networld import MB, PROFILE
 
 from vfedsim.scenario import HighwayRoad, NetworkConfig, RSUConfig, TrafficConfig
-from vfedsim.strategies.fluid import FluidNetwork
+from vfedsim.network.fluid import FluidNetwork
 from vfedsim.world.mobility import HighwayMobility
 from vfedsim.world.radio import Radio, rsu_positions
 

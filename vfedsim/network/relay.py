@@ -1,4 +1,5 @@
-"""V2V relay paths for `vfedsim.strategies.fluid.FluidNetwork`: pure functions over arrays (no SimPy).
+"""V2V relay paths for `vfedsim.network.fluid.FluidNetwork`: pure functions over arrays, no SimPy
+(docs/network.md, "V2V relaying").
 
 A vehicle out of every RSU's coverage may reach one through neighbours (``world.network.v2v``). The V2V
 graph at one instant has the vehicles on the road as nodes and an edge between two vehicles within
@@ -16,7 +17,7 @@ from numpy.typing import ArrayLike
 from ..scenario import ChannelProfile
 from ..world.channel import median_snr_db, rate_from_snr_bps
 
-__all__ = ["v2v_rate_bps", "v2v_edges", "relay_paths"]
+__all__ = ["v2v_rate_bps", "v2v_edges", "relay_paths", "near_any", "hop_bottleneck_bps"]
 
 _MIN_DISTANCE_M = 1e-9  # [m] two vehicles at one point are 1 nm apart (path loss clamps at 1 m anyway)
 
@@ -93,3 +94,18 @@ def relay_paths(ids: np.ndarray, position_m: np.ndarray, rsu: np.ndarray, wanted
         if best is not None:
             out[v] = (best[1], best[2])
     return out
+
+
+def near_any(position_m: np.ndarray, centres_m: np.ndarray, reach_m: float) -> np.ndarray:
+    """(N,) bool: which rows of ``position_m`` (N, 2) lie within ``reach_m`` [m] of any row of ``centres_m``."""
+    near = np.zeros(position_m.shape[0], dtype=bool)
+    for q in centres_m:
+        near |= np.hypot(position_m[:, 0] - q[0], position_m[:, 1] - q[1]) <= reach_m
+    return near
+
+
+def hop_bottleneck_bps(profile: ChannelProfile, path_position_m: np.ndarray, bandwidth_hz: float,
+                       min_usable_snr_db: float) -> float:
+    """[bit/s] the smallest `v2v_rate_bps` of the hops between consecutive rows of ``path_position_m``."""
+    d = np.hypot(*np.diff(path_position_m, axis=0).T)
+    return float(v2v_rate_bps(profile, d, bandwidth_hz, min_usable_snr_db).min())

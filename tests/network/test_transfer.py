@@ -13,7 +13,7 @@ from vfedsim.scenario import (
     ChannelProfile, HighwayLosPathLoss, HighwayRoad, NakagamiFading, NetworkConfig, NlosvPathLoss, RicianFading,
     RSUConfig, TrafficConfig,
 )
-from vfedsim.strategies.transfer import FAIL_CAUSES, FluidNetwork, IdealNetwork, TransferResult
+from vfedsim.network import FAIL_CAUSES, FluidNetwork, IdealNetwork, TransferResult
 from vfedsim.world.channel import path_loss_db
 from vfedsim.world.mobility import HighwayMobility, TripMobility
 from vfedsim.world.radio import Radio, rsu_positions

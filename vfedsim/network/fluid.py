@@ -1,0 +1,681 @@
+"""The fluid network's event loop: `FluidNetwork` (the model: docs/network.md).
+
+It implements `vfedsim.network.interface.Network` over the world's mobility and radio models. The flows
+live in a `vfedsim.network.flows.FlowTable` and share their resources by the processor-sharing math of
+`vfedsim.network.flows`; handover, broadcast, relaying, chunk losses and the backhaul are the functions of
+their own modules. This class only sequences them on the SimPy clock:
+
+* SimPy sees one wake-up per network instant (a completion, a due time, a tick, or the end of an instant
+  at which transfers started) and one event per transfer, the one `transfer` returns.
+* A transfer's first rate is not evaluated when it is asked for: its row waits in ``_pending`` until the
+  wake-up that closes the instant, which evaluates the rates of every transfer asked for at that instant
+  in one vectorised call. Anything that reads or changes the resources first does that (`_flush`), so the
+  numbers are those of evaluating each start at once.
+* Ticks evaluate every flow's rate in one call and rebuild the resources with `flows.rebuild`.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from functools import partial
+from typing import Any
+
+import numpy as np
+import simpy
+
+from ..rng import stream
+from ..world.channel import per_from_snr, rate_from_snr_bps
+from . import queries
+from .backhaul import capped, start_pause_until
+from .broadcast import BroadcastGroups, weakest_rates
+from .chunks import lossy_rates
+from .flows import DUE, FlowTable, Resources, bytes_now, carried_bytes, completing, rebuild
+from .handover import a3_candidates, a3_decisions
+from .interface import DIRECTIONS, FAIL_CAUSES, OnEvent, TransferResult, check_cause, check_request
+from .relay import hop_bottleneck_bps, near_any, relay_paths
+
+__all__ = ["FluidNetwork", "DIRECTIONS", "FAIL_CAUSES"]
+
+_INF = math.inf
+
+
+class FluidNetwork(queries.Queries):
+    """`Network` over a mobility model and a `vfedsim.world.radio.Radio` (docs/network.md).
+
+    ``mobility`` provides ``trips``, ``positions_of``, ``active_of``, ``travelled_m`` and optionally
+    ``next_change_s`` (`vfedsim.world.mobility.MobilityModel`; without it velocities are taken as constant
+    between ticks); shadowing is looked up at the distance travelled. ``config`` is a
+    `vfedsim.scenario.NetworkConfig`. ``uplink_hz``/``downlink_hz`` [Hz] set each RSU resource's bandwidth
+    for rates and outage (default: the radio profile's); coverage discs stay the radio's. ``seed`` keys the
+    chunk-loss streams (default: the radio's). ``on_event`` is told of every handover (one call per flow
+    moved), relay path change and flow that resent bytes (`vfedsim.network.interface.OnEvent`).
+    """
+
+    def __init__(self, env: simpy.Environment, *, mobility: Any, radio: Any, config: Any,
+                 uplink_hz: float | None = None, downlink_hz: float | None = None,
+                 on_event: OnEvent | None = None, seed: int | None = None) -> None:
+        super().__init__(env, mobility=mobility, radio=radio, config=config, uplink_hz=uplink_hz,
+                         downlink_hz=downlink_hz)
+        self.on_event = on_event
+        self.seed = int(seed if seed is not None else getattr(radio, "seed", 0))
+        self._period = float(config.update_period_s)
+        self._a3 = config.handover_trigger == "a3"
+        cap = getattr(config, "backhaul_capacity_bps", None)
+        self._cap = _INF if cap is None else float(cap)  # [bit/s] per RSU and direction
+        self._latency = float(getattr(config, "backhaul_latency_s", 0.0))
+        chunk = getattr(config, "chunk_bytes", None)
+        lossy = chunk is not None and getattr(getattr(radio, "profile", None), "rate_mapping", "shannon") != "shannon"
+        self._chunk = float(chunk) if lossy else None  # [B], None: goodput only
+        self._next_change = getattr(mobility, "next_change_s", None)
+        self._turns: dict[int, tuple[float, float]] = {}  # vehicle -> (its next velocity change, asked at)
+        self._broadcast = BroadcastGroups() if getattr(config, "downlink_mode", "unicast") == "broadcast" else None
+        self._bc_live: dict[int, int] = {}  # broadcast group -> members live on their resource
+        self.flows = FlowTable.empty()
+        self.resources = Resources.empty(2 * max(int(radio.n_rsus), 1))
+        self._events: dict[int, simpy.Event] = {}  # flow id -> the event its result goes to
+        self._streams: dict[int, np.random.Generator] = {}  # flow id -> its chunk-loss stream
+        self._sent: dict[int, int] = {}  # vehicle -> transfers started (numbers the chunk-loss streams)
+        self._next_fid = 0
+        self._a3_held: dict[int, tuple[int, float]] = {}  # vehicle -> (A3 target, since when it holds)
+        self._pending: list[int] = []  # rows asked for at this instant, their first rate not yet evaluated
+        self._tick_at = _INF
+        self._due_at = _INF  # the next instant, as last planned
+        self._timers: list[float] = []  # times of the wake-ups SimPy holds (a heap)
+        self._due = [_INF] * len(DUE)  # per-column minima of the due times, from the last plan
+
+    @property
+    def active_transfers(self) -> int:
+        return self.flows.n
+
+    # ------------------------------------------------------------------------------- Network interface
+    def transfer(self, vehicle: int, nbytes: int, direction: str) -> simpy.Event:
+        nbytes = check_request(nbytes, direction)
+        vehicle, now = int(vehicle), self.env.now
+        event = self.env.event()
+        t_trip = self._t_exit[vehicle]
+        if now >= t_trip:
+            return event.succeed(self._result(False, "trip_ended", vehicle, direction, nbytes, 0.0, now, -1, 0,
+                                              now, hops=0))
+        state = self._vehicles.get(vehicle)
+        on_road = now >= self._t_enter[vehicle]
+        rsu = -1
+        if state is not None or on_road:
+            pos, vel, idle_rsu = self._where(vehicle, now)
+            rsu = state[0] if state is not None else idle_rsu
+        path = None
+        if rsu < 0 and self._v2v is not None and state is None and on_road:
+            found = self._find_paths([vehicle], now).get(vehicle)
+            if found is not None:
+                path, rsu = found
+        if rsu < 0:
+            return event.succeed(self._result(False, "no_coverage", vehicle, direction, nbytes, 0.0, now, -1, 0,
+                                              now, hops=0))
+        if nbytes == 0:
+            return event.succeed(self._result(True, None, vehicle, direction, 0, 0.0, now, rsu, 0, now))
+        up = direction == "up"
+        fid = self._next_fid
+        self._next_fid += 1
+        self._events[fid] = event
+        if self._chunk is not None:
+            k = self._sent.get(vehicle, 0)
+            self._sent[vehicle] = k + 1
+            self._streams[fid] = stream(self.seed, "chunk-loss", vehicle, k)
+        if state is None:
+            state = self._vehicles[vehicle] = [rsu, 0, _INF]
+        state[1] += 1
+        pause = start_pause_until(now, self._latency, state[2])
+        bc, relay, hops = -1, -1, 1
+        if path is not None:
+            self._paths[vehicle] = path
+            relay, hops = path[-1], len(path)
+            self._tell_relay(vehicle, rsu, nbytes, hops, now)
+        elif self._broadcast is not None and not up and state[2] == _INF:
+            bc = self._broadcast.group(rsu, nbytes, now)
+        vx, vy = float(vel[0, 0]), float(vel[0, 1])
+        t_exit = _INF if path is not None else now + float(self.radio.time_to_exit_s(pos, vel, np.array([rsu]))[0])
+        t_turn = _INF
+        if self._next_change is not None:
+            turn = self._turns.get(vehicle)
+            if turn is None or not turn[1] <= now < turn[0]:  # the next change is the same until it comes
+                turn = self._turns[vehicle] = (float(self._next_change(np.array([vehicle]), now)[0]), now)
+            t_turn = turn[0] if turn[0] < t_trip else _INF
+        row = self.flows.append(
+            (nbytes, now, 0.0, 0.0, 0.0, 0.0, _INF, math.nan, vx, vy, 0.0, self.uplink_hz if up else self.downlink_hz,
+             t_trip, t_exit, _INF, pause, t_turn),
+            (fid, vehicle, rsu, up, 2 * rsu + up, 0, bc, relay, hops))
+        if self._tick_at == _INF and (self._time_varying or vx or vy or path is not None):
+            self._tick_at = self._next_tick(now)
+        self._due = [min(a, b) for a, b in zip(self._due, self.flows.due_of(row))]
+        if pause == _INF:  # its rate is evaluated with the others asked for now, when this instant closes
+            self._pending.append(row)
+            self._due_at = now
+        else:
+            self._due_at = min(self._due_at, self._tick_at, *self._due)
+        self._plan(self._due_at)
+        return event
+
+    def cancel(self, vehicle: int, cause: str) -> None:
+        check_cause(cause)
+        self._flush(self.env.now)
+        rows = np.flatnonzero(self.flows.vehicle[:self.flows.n] == int(vehicle))
+        if rows.size:
+            self._finish(rows, [cause] * rows.size, self.env.now)
+            self._reschedule()
+
+    # ---------------------------------------------------------------------------------------- clock
+    def _plan(self, due: float) -> None:
+        """Make sure SimPy wakes the network at ``due`` or earlier (one timer per distinct instant)."""
+        if due < _INF and (not self._timers or self._timers[0] > due):
+            heapq.heappush(self._timers, due)
+            timer = self.env.timeout(max(due - self.env.now, 0.0))
+            timer.callbacks.append(partial(self._wake, due))
+
+    def _reschedule(self, keep: bool = False) -> None:
+        """Plan the next instant. ``keep``: no due time fell since the last plan (rows were only removed,
+        so the last minima stay valid lower bounds: at worst a wake-up comes early and finds nothing)."""
+        flows = self.flows
+        if flows.n == 0:
+            self._tick_at = _INF
+            self._due_at = _INF
+            return
+        if not keep:
+            self._due = flows.due_minima()
+        self._due_at = min(float(self.resources.next_s.min()), self._tick_at, *self._due)
+        self._plan(self._due_at)
+
+    def _wake(self, planned: float, _: simpy.Event) -> None:
+        timers = self._timers
+        if timers[0] == planned:
+            heapq.heappop(timers)
+        else:
+            timers.remove(planned)
+            heapq.heapify(timers)
+        t = max(self.env.now, planned)  # the planned instant exactly (now may differ by a rounding)
+        if t < self._due_at:
+            self._plan(self._due_at)  # early: what it was planned for moved later
+            return
+        self._due_at = _INF
+        self._flush(t)
+        only_completions = self._fire(t)
+        if self.flows.n and t >= self._tick_at:
+            self._tick(t)
+            only_completions = False
+        self._reschedule(keep=only_completions)
+
+    def _next_tick(self, t: float) -> float:
+        at = (math.floor(t / self._period) + 1) * self._period
+        return at if at > t else at + self._period
+
+    # ------------------------------------------------------------------------------------- instants
+    def _flush(self, t: float) -> None:
+        """Evaluate the first rates of the transfers asked for at ``t`` (in one call) and let them join."""
+        if not self._pending:
+            return
+        rows = np.array(self._pending)
+        self._pending = []
+        self._link_update(rows, t, starting=True)
+        self._due = [min(a, b) for a, b in zip(self._due, self.flows.floats[-len(DUE):, rows].min(axis=1).tolist())]
+
+    def _fire(self, t: float) -> bool:
+        """End, hand over, resume or re-aim every flow whose event is due at ``t``; whether only completions
+        were due."""
+        flows = self.flows
+        n = flows.n
+        if n == 0:
+            return False
+        complete = completing(flows, self.resources, t)
+        due = [name for name, at in zip(DUE, self._due) if at <= t]
+        if not due:  # the common case: completions only
+            if complete.size:
+                self._finish(complete, [None] * complete.size, t)
+            return True
+        taken = np.zeros(n, dtype=bool)  # rows already claimed by an earlier kind of ending
+        taken[complete] = True
+        ending, causes = [complete], [None] * complete.size
+        found = {}
+        for name in due:
+            rows = np.flatnonzero(~taken & (getattr(flows, name)[:n] <= t))
+            taken[rows] = True
+            found[name] = rows
+        for name, cause in (("t_trip", "trip_ended"), ("t_outage", "link_outage")):
+            if name in found and found[name].size:
+                ending.append(found[name])
+                causes += [cause] * found[name].size
+        exits = found.get("t_exit")
+        if exits is not None and exits.size:
+            left = self._exits(exits, t)
+            ending.append(left)
+            causes += ["left_coverage"] * left.size
+        resume = found.get("t_resume")
+        if resume is not None and resume.size:
+            flows.t_resume[resume] = _INF
+            for v in np.unique(flows.vehicle[resume]).tolist():
+                if self._vehicles[v][2] <= t:
+                    self._vehicles[v][2] = _INF
+            self._link_update(resume, t)
+        turns = found.get("t_turn")
+        if turns is not None and turns.size:  # a new velocity: a new exact exit time
+            if self._exit_times(turns, t) and self._tick_at == _INF:
+                self._tick_at = self._next_tick(t)
+        rows = np.concatenate(ending)
+        if rows.size:
+            self._finish(rows, causes, t)
+        return False
+
+    def _exits(self, exits: np.ndarray, t: float) -> np.ndarray:
+        """Flows whose vehicles leave their discs at ``t``: hand over where another disc holds them, else relay
+        (with V2V); the rows left with neither."""
+        if self.config.handover == "drop":
+            return exits
+        flows = self.flows
+        vehicles = np.unique(flows.vehicle[exits])
+        pos, vel = self.mobility.positions_of(vehicles, t)
+        target = self.radio.handover_target(pos, vel, np.array([self._vehicles[v][0] for v in vehicles.tolist()]))
+        for v, new in zip(vehicles.tolist(), target.tolist()):
+            if new >= 0:
+                self._handover(v, new, t, rows=exits[flows.vehicle[exits] == v])
+        left = exits[np.isin(flows.vehicle[exits], vehicles[target < 0])]
+        if self._v2v is not None and left.size:  # out of every disc: through neighbours, if any
+            left = self._to_relay(left, t)
+        return left
+
+    def _finish(self, rows: np.ndarray, causes: list, t: float) -> None:
+        """Trigger the result events of flow ``rows`` (ok where the cause is None) in (vehicle, flow id)
+        order, and drop them."""
+        flows = self.flows
+        if rows.size > 1:
+            order = np.lexsort((flows.fid[rows], flows.vehicle[rows]))
+            rows, causes = rows[order], [causes[k] for k in order.tolist()]
+        groups = set()
+        for i, cause in zip(rows.tolist(), causes):
+            if flows.fin[i] < _INF:
+                groups.add(self._leave(i, t))
+            if cause is None:
+                flows.resent[i] += (flows.nbytes[i] - flows.done[i]) * flows.loss[i]
+                flows.done[i] = flows.nbytes[i]
+                flows.bc[i] = -1
+            else:
+                self._leave_broadcast(i, t)
+            vehicle, fid, rsu = int(flows.vehicle[i]), int(flows.fid[i]), int(flows.rsu[i])
+            resent, nbytes = float(flows.resent[i]), int(flows.nbytes[i])
+            event = self._events.pop(fid)
+            self._streams.pop(fid, None)
+            if resent > 0.0 and self.on_event is not None:
+                self.on_event("resent", time_s=t, vehicle=vehicle, rsu=rsu, nbytes=int(round(resent)))
+            event.succeed(self._result(cause is None, cause, vehicle, "up" if flows.up[i] else "down", nbytes,
+                                       float(flows.done[i]), float(flows.start[i]), rsu, int(flows.handovers[i]),
+                                       t, resent=resent, hops=int(flows.hops[i])))
+            state = self._vehicles[vehicle]
+            state[1] -= 1
+            if state[1] == 0:
+                del self._vehicles[vehicle]
+                self._a3_held.pop(vehicle, None)
+                self._paths.pop(vehicle, None)
+        flows.remove(rows)
+        for g in groups:
+            self.resources.plan(g)
+
+    # ---------------------------------------------------------------------------------------- ticks
+    def _tick(self, t: float) -> None:
+        """Re-evaluate every flow's link at tick ``t`` (A3 handovers first) and rebuild the resources."""
+        if self._a3:
+            self._a3_step(t)
+        if self._paths:
+            self._reroute(t)
+        flows = self.flows
+        n = flows.n
+        if n == 0:
+            self._tick_at = _INF
+            return
+        done = bytes_now(flows, self.resources, t)
+        flows.resent[:n] += (done - flows.done[:n]) * flows.loss[:n]
+        flows.done[:n] = done
+        paused = flows.t_resume[:n] < _INF
+        if paused.any():
+            rate, loss, vel = np.zeros(n), np.zeros(n), np.zeros((n, 2))
+            rows = np.flatnonzero(~paused)
+            rate[rows], vel[rows], loss[rows] = self._rates(rows, t)
+        else:
+            rate, vel, loss = self._rates(np.arange(n), t)
+        if (flows.bc[:n] >= 0).any():
+            rows = np.flatnonzero(~paused)
+            rate[rows] = self._broadcast_rates(rows, rate[rows])
+        flows.rate[:n] = rate
+        flows.loss[:n] = loss
+        live = rate > 0.0
+        quiet = live | paused
+        since = np.where(quiet, math.nan, np.where(np.isnan(flows.outage_since[:n]), t, flows.outage_since[:n]))
+        flows.outage_since[:n] = since
+        flows.t_outage[:n] = np.where(quiet, _INF, since + self.config.outage_timeout_s)
+        flows.fin[:n] = np.where(live, 8.0 * (flows.nbytes[:n] - done) / np.where(live, rate, 1.0), _INF)
+        self._bc_live = rebuild(self.resources, flows, live, t)
+        # the exit time is exact and stays valid while the velocity and the RSU do not change
+        stale = ~paused & ((vel[:, 0] != flows.vx[:n]) | (vel[:, 1] != flows.vy[:n]))
+        if stale.any():
+            self._exit_times(np.flatnonzero(stale), t)
+        moving = bool(vel.any())
+        # relay paths are checked at ticks, so they tick on while any flow is relayed
+        self._tick_at = self._next_tick(t) if (moving or self._time_varying or self._paths) else _INF
+
+    def _a3_step(self, t: float) -> None:
+        """A3 handovers due at tick ``t`` (`vfedsim.network.handover`)."""
+        flows = self.flows
+        n = flows.n
+        rows = np.flatnonzero((flows.t_resume[:n] == _INF) & (flows.relay[:n] < 0))
+        if rows.size == 0:
+            self._a3_held = {}
+            return
+        vehicles, first = np.unique(flows.vehicle[rows], return_index=True)
+        serving = flows.rsu[rows[first]]
+        pos, _ = self.mobility.positions_of(vehicles, t)
+        vi, cand = a3_candidates(self.radio.covering(pos), serving)
+        rx_serving = rx = np.zeros(0)
+        if vi.size:
+            extra = {"time_s": t} if self._time_varying else {}
+            travelled = self.mobility.travelled_m(vehicles, t)
+            rx_serving = self.radio.rsrp_dbm(vehicles, pos, serving, travelled, **extra)
+            rx = self.radio.rsrp_dbm(vehicles[vi], pos[vi], cand, travelled[vi], **extra)
+        moves, self._a3_held = a3_decisions(vehicles, vi, cand, rx, rx_serving, self._a3_held, t,
+                                            hysteresis_db=self.config.handover_hysteresis_db,
+                                            time_to_trigger_s=self.config.time_to_trigger_s)
+        for vehicle, target in moves:
+            if self.config.handover == "drop":
+                mine = np.flatnonzero(flows.vehicle[:flows.n] == vehicle)
+                self._finish(mine, ["handover_failed"] * mine.size, t)
+            else:
+                self._handover(vehicle, target, t)
+
+    # ------------------------------------------------------------------------------ moving flows
+    def _handover(self, vehicle: int, new_rsu: int, t: float, rows: np.ndarray | None = None) -> None:
+        """Move the flows of ``vehicle`` (all, or ``rows``) to ``new_rsu`` at ``t`` (continue and restart)."""
+        flows = self.flows
+        if rows is None:
+            rows = np.flatnonzero(flows.vehicle[:flows.n] == vehicle)
+        rows = rows[np.argsort(flows.fid[rows])]
+        groups = set()
+        for i in rows.tolist():
+            if flows.fin[i] < _INF:
+                groups.add(self._leave(i, t))
+            self._leave_broadcast(i, t)
+            if self.config.handover == "restart":
+                flows.done[i] = 0.0
+            flows.rsu[i], flows.grp[i] = new_rsu, 2 * new_rsu + int(flows.up[i])
+            flows.handovers[i] += 1
+            flows.rate[i], flows.outage_since[i], flows.t_outage[i] = 0.0, math.nan, _INF
+            if self.on_event is not None:
+                self.on_event("handover", time_s=t, vehicle=vehicle, rsu=new_rsu, nbytes=int(flows.nbytes[i]))
+        for g in groups:
+            self.resources.plan(g)
+        state = self._vehicles[vehicle]
+        state[0] = new_rsu
+        pause = self.config.handover_interruption_s
+        waiting = flows.t_resume[rows]  # flows still in their backhaul latency stay paused until its end
+        if pause > 0.0:
+            state[2] = t + pause
+            flows.t_resume[rows] = np.where(waiting < _INF, np.maximum(waiting, t + pause), t + pause)
+        else:
+            self._link_update(rows[waiting == _INF], t)
+        self._exit_times(rows, t)
+
+    def _move(self, i: int, rsu: int, relay: int, hops: int, t: float) -> None:
+        """Put live or paused flow row ``i`` on ``rsu`` over a relay path (``relay`` -1: direct) at ``t``."""
+        flows = self.flows
+        if flows.fin[i] < _INF:
+            self.resources.plan(self._leave(i, t))
+        flows.rsu[i], flows.grp[i] = rsu, 2 * rsu + int(flows.up[i])
+        flows.relay[i], flows.hops[i] = relay, hops
+        self._tell_relay(int(flows.vehicle[i]), rsu, int(flows.nbytes[i]), hops, t)
+
+    def _to_relay(self, rows: np.ndarray, t: float) -> np.ndarray:
+        """Put the flow ``rows`` whose vehicles just left coverage on relay paths at ``t``; the rows of
+        vehicles with no path are returned."""
+        flows = self.flows
+        vehicles = np.unique(flows.vehicle[rows]).tolist()
+        paths = self._find_paths(vehicles, t)
+        moved = []
+        for v in vehicles:
+            if v not in paths:
+                continue
+            path, rsu = paths[v]
+            mine = rows[flows.vehicle[rows] == v]
+            for i in mine.tolist():
+                if flows.fin[i] < _INF:
+                    self.resources.plan(self._leave(i, t))
+                self._leave_broadcast(i, t)
+                flows.t_exit[i] = _INF
+                self._move(i, rsu, path[-1], len(path), t)
+            self._vehicles[v][0] = rsu
+            self._paths[v] = path
+            self._link_update(mine[flows.t_resume[mine] == _INF], t)
+            moved.append(v)
+        if moved and self._tick_at == _INF:
+            self._tick_at = self._next_tick(t)
+        return rows[~np.isin(flows.vehicle[rows], moved)]
+
+    def _reroute(self, t: float) -> None:
+        """At tick ``t``: a relayed vehicle that an RSU covers again goes direct; the others take the path
+        of now (another relay, or fail ``left_coverage`` when there is none)."""
+        flows = self.flows
+        vehicles = sorted(self._paths)
+        pos, vel = self.mobility.positions_of(np.array(vehicles), t)
+        direct = self.radio.attach(pos, vel)
+        paths = self._find_paths([v for v, r in zip(vehicles, direct.tolist()) if r < 0], t)
+        lost = []
+        for k, v in enumerate(vehicles):
+            rows = np.flatnonzero(flows.vehicle[:flows.n] == v)
+            new_rsu = int(direct[k])
+            path = (v,) if new_rsu >= 0 else None
+            if path is None and v in paths:
+                path, new_rsu = paths[v]
+            if path is None:
+                lost.append(rows)
+                continue
+            if path == self._paths[v]:
+                continue
+            for i in rows.tolist():
+                self._move(i, new_rsu, path[-1] if len(path) > 1 else -1, len(path), t)
+                flows.rate[i] = 0.0
+            self._vehicles[v][0] = new_rsu
+            if len(path) > 1:
+                self._paths[v] = path
+            else:
+                del self._paths[v]
+                self._exit_times(rows, t)
+        if lost:
+            rows = np.concatenate(lost)
+            self._finish(rows, ["left_coverage"] * rows.size, t)
+
+    def _tell_relay(self, vehicle: int, rsu: int, nbytes: int, hops: int, t: float) -> None:
+        if self.on_event is not None:
+            self.on_event("relay", time_s=t, vehicle=vehicle, rsu=rsu, nbytes=nbytes, cause=f"hops={hops}")
+
+    def _exit_times(self, rows: np.ndarray, t: float) -> bool:
+        """Exact coverage-exit times and next velocity changes of flow ``rows`` from ``t``; whether any of
+        their vehicles moves."""
+        flows = self.flows
+        v = flows.vehicle[rows]
+        pos, vel = self.mobility.positions_of(v, t)
+        flows.t_exit[rows] = np.where(flows.relay[rows] >= 0, _INF, t + self.radio.time_to_exit_s(pos, vel, flows.rsu[rows]))
+        flows.vx[rows], flows.vy[rows] = vel[:, 0], vel[:, 1]
+        if self._next_change is not None:
+            turn = self._next_change(v, t)
+            flows.t_turn[rows] = np.where(turn < flows.t_trip[rows], turn, _INF)
+        return bool(vel.any())
+
+    # -------------------------------------------------------------------------------- resources
+    def _leave(self, i: int, t: float) -> int:
+        """Take live flow row ``i`` off its resource at ``t``, keeping the bytes it carried; its resource
+        (whose next completion the caller re-plans)."""
+        flows, res = self.flows, self.resources
+        g = int(flows.grp[i])
+        v = res.advance(g, t)
+        before, fin = float(flows.done[i]), float(flows.fin[i])
+        done = carried_bytes(float(flows.nbytes[i]), before, fin, v, float(flows.rate[i]))
+        flows.done[i] = done
+        flows.resent[i] += (done - before) * float(flows.loss[i])
+        flows.fin[i] = _INF
+        b = int(flows.bc[i])
+        if b >= 0:  # a broadcast is one transmission: its resource counts it once
+            self._bc_live[b] -= 1
+            if not self._bc_live[b]:
+                del self._bc_live[b]
+                res.count[g] -= 1
+        else:
+            res.count[g] -= 1
+        res.left(g, fin, flows)
+        return g
+
+    def _set_rate(self, i: int, rate: float, t: float, loss: float = 0.0) -> None:
+        """Give flow row ``i`` a new payload rate [bit/s] (and resent bytes per payload byte) at ``t``
+        (leaving and re-joining its resource; the caller re-plans it)."""
+        flows, res = self.flows, self.resources
+        if flows.fin[i] < _INF:
+            self._leave(i, t)
+        flows.rate[i], flows.loss[i] = rate, loss
+        if rate > 0.0:
+            g = int(flows.grp[i])
+            fin = res.advance(g, t) + 8.0 * (flows.nbytes[i] - flows.done[i]) / rate
+            flows.fin[i] = fin
+            flows.outage_since[i], flows.t_outage[i] = math.nan, _INF
+            b = int(flows.bc[i])
+            if b >= 0:
+                self._bc_live[b] = self._bc_live.get(b, 0) + 1
+                if self._bc_live[b] > 1:
+                    res.joined(g, fin)
+                    return
+            res.count[g] += 1
+            res.joined(g, fin)
+        else:
+            if math.isnan(flows.outage_since[i]):
+                flows.outage_since[i] = t
+            flows.t_outage[i] = flows.outage_since[i] + self.config.outage_timeout_s
+
+    def _link_update(self, rows: np.ndarray, t: float, starting: bool = False) -> None:
+        """Evaluate flow ``rows``' rates at ``t`` (in one call) and update their resources. ``starting``:
+        their first evaluation, where a broadcast of one member is left as it is (it is one flow)."""
+        rate, _, loss = self._rates(rows, t)
+        if starting and self._broadcast is not None:
+            bc = self.flows.bc[rows]
+            groups, counts = np.unique(bc[bc >= 0], return_counts=True)
+            shared = np.isin(bc, groups[counts > 1])
+            if shared.any():
+                rate[shared] = self._broadcast_rates(rows[shared], rate[shared])
+        else:
+            rate = self._broadcast_rates(rows, rate)
+        groups = set()
+        grp = self.flows.grp
+        for i, r, lo in zip(rows.tolist(), rate.tolist(), loss.tolist()):
+            self._set_rate(i, r, t, lo)
+            groups.add(int(grp[i]))
+        for g in groups:
+            self.resources.plan(g)
+
+    def _broadcast_rates(self, rows: np.ndarray, rate: np.ndarray) -> np.ndarray:
+        """The rates to give ``rows`` evaluated at ``rate`` (`vfedsim.network.broadcast.weakest_rates`)."""
+        flows = self.flows
+        bc = flows.bc[rows]
+        if not (bc >= 0).any():
+            return rate
+        flows.link[rows] = rate
+        out, flows.bc[rows] = weakest_rates(bc, rate)
+        return out
+
+    def _leave_broadcast(self, i: int, t: float) -> None:
+        """Take flow row ``i`` (not live) out of its broadcast; the rest go on at their weakest member's
+        last evaluated rate from ``t``."""
+        flows = self.flows
+        b = int(flows.bc[i])
+        if b < 0:
+            return
+        flows.bc[i] = -1
+        rest = np.flatnonzero(flows.bc[:flows.n] == b)
+        if rest.size == 0 or not (flows.fin[rest] < _INF).any():
+            return
+        rate = float(flows.link[rest].min())
+        if rate == float(flows.rate[rest[0]]):
+            return
+        for r in rest.tolist():
+            self._set_rate(r, rate, t)
+        self.resources.plan(int(flows.grp[rest[0]]))
+
+    # ------------------------------------------------------------------------------------- link rates
+    def _rates(self, rows: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Payload rates [bit/s] of flow ``rows`` at ``t`` (full band, backhaul-capped), their vehicles'
+        velocities and the resent bytes per payload byte (chunk losses)."""
+        flows, mob, radio = self.flows, self.mobility, self.radio
+        v = flows.vehicle[rows]
+        pos, vel = mob.positions_of(v, t)
+        extra = {"time_s": t} if self._time_varying else {}
+        rsu, up, bw = flows.rsu[rows], flows.up[rows].astype(bool), flows.bandwidth_hz[rows]
+        travelled = mob.travelled_m(v, t)
+        if self._chunk is None:
+            rate = radio.rate_bps(v, pos, rsu, travelled, uplink=up, bandwidth_hz=bw, **extra)
+            loss = np.zeros(rate.shape)
+        else:
+            if hasattr(radio, "rate_and_per"):  # the PHY rate of the link's MCS and its packet error rate
+                phy, per = radio.rate_and_per(v, pos, rsu, travelled, uplink=up, bandwidth_hz=bw, goodput=False,
+                                              **extra)
+            else:
+                snr = radio.snr_db(v, pos, rsu, travelled, uplink=up, bandwidth_hz=bw, **extra)
+                usable = snr >= radio.min_usable_snr_db
+                safe = np.where(usable, snr, radio.profile.min_snr_db)
+                phy = np.where(usable, rate_from_snr_bps(radio.profile, bw, safe, goodput=False), 0.0)
+                per = per_from_snr(radio.profile, safe)
+            rate, loss = lossy_rates(phy, per, flows.nbytes[rows] - flows.done[rows], self._chunk,
+                                     [self._streams[f] for f in flows.fid[rows].tolist()])
+            member = flows.bc[rows] >= 0
+            if member.any():  # a broadcast has no per-receiver resends: its members use the goodput
+                rate[member] = radio.rate_bps(v[member], pos[member], rsu[member], travelled[member],
+                                              uplink=up[member], bandwidth_hz=bw[member], **extra)
+                loss[member] = 0.0
+        relayed = flows.relay[rows] >= 0
+        if relayed.any():  # the path's bottleneck: its V2V hops and the relay's own RSU link
+            rate = np.array(rate, dtype=np.float64)
+            rate[relayed] = self._path_rates(rows[relayed], t, extra)
+            loss[relayed] = 0.0
+        return capped(rate, self._cap), vel, loss
+
+    def _path_rates(self, rows: np.ndarray, t: float, extra: dict) -> np.ndarray:
+        """[bit/s] the rates of relayed flow ``rows`` at ``t``: the minimum of their paths' V2V hops and
+        their relays' RSU links (one flow on the relay's RSU resource; V2V hops share nothing)."""
+        flows, mob, radio = self.flows, self.mobility, self.radio
+        out = np.zeros(rows.size)
+        for k, i in enumerate(rows.tolist()):
+            path = np.array(self._paths[int(flows.vehicle[i])])
+            pos, _ = mob.positions_of(path, t)
+            bw = float(flows.bandwidth_hz[i])
+            hop = hop_bottleneck_bps(radio.profile, pos, bw, radio.min_usable_snr_db)
+            relay = path[-1:]
+            direct = float(radio.rate_bps(relay, pos[-1:], flows.rsu[i:i + 1], mob.travelled_m(relay, t),
+                                          uplink=bool(flows.up[i]), bandwidth_hz=bw, **extra)[0])
+            out[k] = min(hop, direct)
+        return out
+
+    def _find_paths(self, vehicles: Any, t: float) -> dict[int, tuple[tuple[int, ...], int]]:
+        """Relay paths at ``t`` of the (uncovered, on-road) ``vehicles`` (`vfedsim.network.relay.relay_paths`
+        over the uplink band): a vehicle relays to the RSU it would attach to (`vfedsim.world.radio.Radio.attach`)
+        or that its own flows use; a relayed vehicle relays no one."""
+        wanted = [int(v) for v in np.asarray(vehicles, dtype=np.int64).reshape(-1)]
+        if not wanted:
+            return {}
+        trips, cfg = self.mobility.trips, self._v2v
+        ids = np.flatnonzero((trips.t_enter_s <= t) & (t < trips.t_exit_s))
+        pos, vel = self.mobility.positions_of(ids, t)
+        # only vehicles within max_hops x range of a wanted one can be on its paths
+        near = near_any(pos, pos[np.isin(ids, wanted)], cfg.max_hops * cfg.range_m)
+        ids, pos, vel = ids[near], pos[near], vel[near]
+        rsu = self.radio.attach(pos, vel) if ids.size else np.zeros(0, dtype=np.int64)
+        for k, v in enumerate(ids.tolist()):
+            state = self._vehicles.get(v)
+            if state is not None:
+                rsu[k] = state[0] if v not in self._paths else -1
+        return relay_paths(ids, pos, rsu, wanted, profile=self.radio.profile, bandwidth_hz=self.uplink_hz,
+                           min_usable_snr_db=self.radio.min_usable_snr_db, range_m=cfg.range_m,
+                           max_hops=cfg.max_hops)
+
+    def _result(self, ok: bool, cause: str | None, vehicle: int, direction: str, nbytes: int, done: float,
+                start: float, rsu: int, handovers: int, end_s: float, *, hops: int = 1,
+                resent: float = 0.0) -> TransferResult:
+        return TransferResult(ok=ok, cause=cause, vehicle=vehicle, direction=direction, nbytes=nbytes,
+                              bytes_done=done, start_s=start, end_s=end_s, rsu=rsu, handovers=handovers,
+                              hops=hops, bytes_resent=resent)
