@@ -9,6 +9,7 @@ everyone else's draws as they were (DESIGN.md, principle 6).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,16 +40,16 @@ class Fleet:
     def n(self) -> int:
         return int(self.device.shape[0])
 
-    @property
+    @cached_property
     def flops_per_s(self) -> np.ndarray:
         """(N,) effective training throughput [FLOP/s]."""
         return np.array([d.flops_per_s for d in self.device_classes])[self.device]
 
-    @property
+    @cached_property
     def compute_power_w(self) -> np.ndarray:
         return np.array([d.compute_power_w for d in self.device_classes])[self.device]
 
-    @property
+    @cached_property
     def radio_power_w(self) -> np.ndarray:
         return np.array([d.radio_power_w for d in self.device_classes])[self.device]
 

@@ -55,6 +55,9 @@ class FlowTable:
     vy: np.ndarray
     link: np.ndarray  # [bit/s] a broadcast member's own payload rate at its last evaluation
     bandwidth_hz: np.ndarray  # [Hz] of its resource
+    px: np.ndarray  # [m] its vehicle's position when it was asked for (its first rate is evaluated there)
+    py: np.ndarray
+    travelled: np.ndarray  # [m] its vehicle's distance travelled then
     t_trip: np.ndarray  # [s] its vehicle's trip end
     t_exit: np.ndarray  # [s] its vehicle's exact exit from the serving disc (inf when relayed)
     t_outage: np.ndarray  # [s] when its current outage times out
@@ -134,9 +137,10 @@ class FlowTable:
 
 
 FLOAT_COLUMNS = ("nbytes", "start", "done", "rate", "loss", "resent", "fin", "outage_since", "vx", "vy", "link",
-                 "bandwidth_hz", "t_trip", "t_exit", "t_outage", "t_resume", "t_turn")
+                 "bandwidth_hz", "px", "py", "travelled", "t_trip", "t_exit", "t_outage", "t_resume", "t_turn")
 INT_COLUMNS = ("fid", "vehicle", "rsu", "up", "grp", "handovers", "bc", "relay", "hops")
-FLOAT_DEFAULTS = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, _INF, math.nan, 0.0, 0.0, 0.0, 0.0, _INF, _INF, _INF, _INF, _INF)
+FLOAT_DEFAULTS = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, _INF, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, _INF, _INF, _INF, _INF,
+                  _INF)
 INT_DEFAULTS = (0, 0, 0, 0, 0, 0, -1, -1, 1)
 _DUE_SLICE = slice(FLOAT_COLUMNS.index(DUE[0]), FLOAT_COLUMNS.index(DUE[-1]) + 1)
 assert FLOAT_COLUMNS + INT_COLUMNS == tuple(f.name for f in fields(FlowTable))[:-3]

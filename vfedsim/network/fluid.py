@@ -77,7 +77,13 @@ class FluidNetwork(queries.Queries):
         self._sent: dict[int, int] = {}  # vehicle -> transfers started (numbers the chunk-loss streams)
         self._next_fid = 0
         self._a3_held: dict[int, tuple[int, float]] = {}  # vehicle -> (A3 target, since when it holds)
-        self._pending: list[int] = []  # rows asked for at this instant, their first rate not yet evaluated
+        self._pending: list[int] = []  # flow ids whose first rate is not evaluated yet (see `_flush`)
+        self._pending_groups: set[int] = set()  # their resources
+        self._pending_bound = _INF  # [s] no pending flow can complete or time out before this
+        bandwidth = {True: self.uplink_hz, False: self.downlink_hz}
+        profile = getattr(radio, "profile", None)
+        self._peak = {up: (min(float(rate_from_snr_bps(profile, bw, np.array([_INF]), goodput=False)[0]), self._cap)
+                           if profile is not None else _INF) for up, bw in bandwidth.items()}  # [bit/s]
         self._tick_at = _INF
         self._due_at = _INF  # the next instant, as last planned
         self._timers: list[float] = []  # times of the wake-ups SimPy holds (a heap)
@@ -139,24 +145,31 @@ class FluidNetwork(queries.Queries):
             if turn is None or not turn[1] <= now < turn[0]:  # the next change is the same until it comes
                 turn = self._turns[vehicle] = (float(self._next_change(np.array([vehicle]), now)[0]), now)
             t_turn = turn[0] if turn[0] < t_trip else _INF
+        g = 2 * rsu + up
+        travelled = float(self.mobility.travelled_m(np.array([vehicle]), now)[0]) if pause == _INF else 0.0
         row = self.flows.append(
             (nbytes, now, 0.0, 0.0, 0.0, 0.0, _INF, math.nan, vx, vy, 0.0, self.uplink_hz if up else self.downlink_hz,
-             t_trip, t_exit, _INF, pause, t_turn),
-            (fid, vehicle, rsu, up, 2 * rsu + up, 0, bc, relay, hops))
+             float(pos[0, 0]), float(pos[0, 1]), travelled, t_trip, t_exit, _INF, pause, t_turn),
+            (fid, vehicle, rsu, up, g, 0, bc, relay, hops))
         if self._tick_at == _INF and (self._time_varying or vx or vy or path is not None):
             self._tick_at = self._next_tick(now)
         self._due = [min(a, b) for a, b in zip(self._due, self.flows.due_of(row))]
-        if pause == _INF:  # its rate is evaluated with the others asked for now, when this instant closes
-            self._pending.append(row)
-            self._due_at = now
-        else:
-            self._due_at = min(self._due_at, self._tick_at, *self._due)
+        if pause == _INF:  # its first rate waits (`_flush`), at the latest until it could matter
+            self._pending.append(fid)
+            self._pending_groups.add(g)
+            if path is None and bc < 0:  # it completes no earlier than alone at the peak rate, beside the others
+                wait = min(8.0 * nbytes * (int(self.resources.count[g]) + 1) / self._peak[up],
+                           self.config.outage_timeout_s)
+            else:  # relayed and broadcast starts are evaluated when this instant closes
+                wait = 0.0
+            self._pending_bound = min(self._pending_bound, now + wait)
+        self._due_at = min(self._due_at, self._tick_at, self._pending_bound, *self._due)
         self._plan(self._due_at)
         return event
 
     def cancel(self, vehicle: int, cause: str) -> None:
         check_cause(cause)
-        self._flush(self.env.now)
+        self._flush()
         rows = np.flatnonzero(self.flows.vehicle[:self.flows.n] == int(vehicle))
         if rows.size:
             self._finish(rows, [cause] * rows.size, self.env.now)
@@ -180,7 +193,7 @@ class FluidNetwork(queries.Queries):
             return
         if not keep:
             self._due = flows.due_minima()
-        self._due_at = min(float(self.resources.next_s.min()), self._tick_at, *self._due)
+        self._due_at = min(float(self.resources.next_s.min()), self._tick_at, self._pending_bound, *self._due)
         self._plan(self._due_at)
 
     def _wake(self, planned: float, _: simpy.Event) -> None:
@@ -195,7 +208,9 @@ class FluidNetwork(queries.Queries):
             self._plan(self._due_at)  # early: what it was planned for moved later
             return
         self._due_at = _INF
-        self._flush(t)
+        if self._pending and (t >= self._pending_bound or t >= self._tick_at or min(self._due) <= t
+                              or not self._pending_groups.isdisjoint(np.flatnonzero(self.resources.next_s <= t).tolist())):
+            self._flush()
         only_completions = self._fire(t)
         if self.flows.n and t >= self._tick_at:
             self._tick(t)
@@ -207,14 +222,41 @@ class FluidNetwork(queries.Queries):
         return at if at > t else at + self._period
 
     # ------------------------------------------------------------------------------------- instants
-    def _flush(self, t: float) -> None:
-        """Evaluate the first rates of the transfers asked for at ``t`` (in one call) and let them join."""
+    def _flush(self) -> None:
+        """Evaluate the first rates of the pending transfers, each at its own start (in one call), and let
+        them join their resources in the order they were asked for.
+
+        Until then a pending flow takes no share, and nothing reads or changes its resource: a wake-up that
+        would (a completion on its resource, a due time, a tick), `cancel`, and the earliest instant it
+        could complete or time out (``_pending_bound``) flush first. So the numbers are those of evaluating
+        every start at once, while starts at different instants share one vectorised call."""
         if not self._pending:
             return
-        rows = np.array(self._pending)
-        self._pending = []
-        self._link_update(rows, t, starting=True)
-        self._due = [min(a, b) for a, b in zip(self._due, self.flows.floats[-len(DUE):, rows].min(axis=1).tolist())]
+        flows = self.flows
+        fid = flows.fid[:flows.n]
+        rows = np.flatnonzero(np.isin(fid, self._pending))
+        rows = rows[np.argsort(fid[rows])]  # flow ids grow in the order transfers were asked for
+        self._pending, self._pending_groups, self._pending_bound = [], set(), _INF
+        start = flows.start[rows]
+        rate, _, loss = self._rates(rows, start, first=True)
+        up = flows.up[rows]
+        if (rate > np.where(up, self._peak[True], self._peak[False])).any():
+            raise RuntimeError("a link rate exceeds the profile's rate at infinite SNR, which bounds when a "
+                               "deferred start must be evaluated (vfedsim.network.fluid)")
+        if self._broadcast is not None:  # a broadcast of one member is one flow
+            bc = flows.bc[rows]
+            groups, counts = np.unique(bc[bc >= 0], return_counts=True)
+            shared = np.isin(bc, groups[counts > 1])
+            if shared.any():
+                rate[shared] = self._broadcast_rates(rows[shared], rate[shared])
+        groups = set()
+        grp = flows.grp
+        for i, r, lo, t in zip(rows.tolist(), rate.tolist(), loss.tolist(), start.tolist()):
+            self._set_rate(i, r, t, lo)
+            groups.add(int(grp[i]))
+        for g in groups:
+            self.resources.plan(g)
+        self._due = [min(a, b) for a, b in zip(self._due, flows.floats[-len(DUE):, rows].min(axis=1).tolist())]
 
     def _fire(self, t: float) -> bool:
         """End, hand over, resume or re-aim every flow whose event is due at ``t``; whether only completions
@@ -550,18 +592,10 @@ class FluidNetwork(queries.Queries):
                 flows.outage_since[i] = t
             flows.t_outage[i] = flows.outage_since[i] + self.config.outage_timeout_s
 
-    def _link_update(self, rows: np.ndarray, t: float, starting: bool = False) -> None:
-        """Evaluate flow ``rows``' rates at ``t`` (in one call) and update their resources. ``starting``:
-        their first evaluation, where a broadcast of one member is left as it is (it is one flow)."""
+    def _link_update(self, rows: np.ndarray, t: float) -> None:
+        """Evaluate flow ``rows``' rates at ``t`` (in one call) and update their resources."""
         rate, _, loss = self._rates(rows, t)
-        if starting and self._broadcast is not None:
-            bc = self.flows.bc[rows]
-            groups, counts = np.unique(bc[bc >= 0], return_counts=True)
-            shared = np.isin(bc, groups[counts > 1])
-            if shared.any():
-                rate[shared] = self._broadcast_rates(rows[shared], rate[shared])
-        else:
-            rate = self._broadcast_rates(rows, rate)
+        rate = self._broadcast_rates(rows, rate)
         groups = set()
         grp = self.flows.grp
         for i, r, lo in zip(rows.tolist(), rate.tolist(), loss.tolist()):
@@ -599,15 +633,20 @@ class FluidNetwork(queries.Queries):
         self.resources.plan(int(flows.grp[rest[0]]))
 
     # ------------------------------------------------------------------------------------- link rates
-    def _rates(self, rows: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _rates(self, rows: np.ndarray, t: float | np.ndarray, first: bool = False
+               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Payload rates [bit/s] of flow ``rows`` at ``t`` (full band, backhaul-capped), their vehicles'
-        velocities and the resent bytes per payload byte (chunk losses)."""
+        velocities and the resent bytes per payload byte (chunk losses). ``first``: their first rates, at
+        their starts ``t`` (one per row), where they were (no velocities)."""
         flows, mob, radio = self.flows, self.mobility, self.radio
         v = flows.vehicle[rows]
-        pos, vel = mob.positions_of(v, t)
+        if first:
+            pos, vel, travelled = np.stack((flows.px[rows], flows.py[rows]), axis=1), None, flows.travelled[rows]
+        else:
+            pos, vel = mob.positions_of(v, t)
+            travelled = mob.travelled_m(v, t)
         extra = {"time_s": t} if self._time_varying else {}
         rsu, up, bw = flows.rsu[rows], flows.up[rows].astype(bool), flows.bandwidth_hz[rows]
-        travelled = mob.travelled_m(v, t)
         if self._chunk is None:
             rate = radio.rate_bps(v, pos, rsu, travelled, uplink=up, bandwidth_hz=bw, **extra)
             loss = np.zeros(rate.shape)
@@ -629,9 +668,11 @@ class FluidNetwork(queries.Queries):
                                               uplink=up[member], bandwidth_hz=bw[member], **extra)
                 loss[member] = 0.0
         relayed = flows.relay[rows] >= 0
-        if relayed.any():  # the path's bottleneck: its V2V hops and the relay's own RSU link
+        if relayed.any():  # the path's bottleneck: its V2V hops and the relay's own RSU link (a relayed start
+            # is evaluated at its own instant, so t is now)
+            now = self.env.now
             rate = np.array(rate, dtype=np.float64)
-            rate[relayed] = self._path_rates(rows[relayed], t, extra)
+            rate[relayed] = self._path_rates(rows[relayed], now, {"time_s": now} if self._time_varying else {})
             loss[relayed] = 0.0
         return capped(rate, self._cap), vel, loss
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,48 @@ from numpy.typing import ArrayLike
 
 from .interface import as_ids, check_request
 
-__all__ = ["Queries"]
+__all__ = ["Queries", "LinkView"]
 
 _FLEET_QUERY = 64
 """A query for at least this many vehicles attaches the whole fleet on the road at once (`Queries.attached`),
 which later queries at the same instant reuse; smaller ones attach only the vehicles asked about."""
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """Vehicles' links to their serving RSUs as they were at one instant (`Queries.link_view`): what they
+    return does not depend on when they are asked (a selection snapshot computes its link fields late)."""
+
+    radio: Any
+    ids: np.ndarray  # (k,) vehicle ids
+    position_m: np.ndarray  # (k, 2) [m]
+    velocity_mps: np.ndarray  # (k, 2) [m/s]
+    rsu: np.ndarray  # (k,) serving RSU (-1: none)
+    travelled_m: np.ndarray  # (k,) [m]
+    trip_left_s: np.ndarray  # (k,) [s] until each trip ends
+    time_s: float  # [s] the instant
+    time_varying: bool
+    bandwidth_hz: tuple[float, float]  # [Hz] uplink, downlink
+
+    def _link(self, quantity: Callable[..., np.ndarray], direction: str) -> np.ndarray:
+        check_request(0, direction)
+        up = direction == "up"
+        extra = {"time_s": self.time_s} if self.time_varying else {}
+        return quantity(self.ids, self.position_m, self.rsu, self.travelled_m, uplink=up,
+                        bandwidth_hz=self.bandwidth_hz[0 if up else 1], **extra)
+
+    def rates_bps(self, direction: str) -> np.ndarray:
+        """(k,) [bit/s] `Queries.link_rates_bps` at the instant."""
+        return self._link(self.radio.rate_bps, direction)
+
+    def snrs_db(self, direction: str) -> np.ndarray:
+        """(k,) [dB] `Queries.link_snrs_db` at the instant."""
+        return self._link(self.radio.snr_db, direction)
+
+    def dwell_times_s(self) -> np.ndarray:
+        """(k,) [s] `Queries.dwell_times_s` at the instant."""
+        return np.where(self.rsu >= 0, np.minimum(self.radio.time_to_exit_s(self.position_m, self.velocity_mps,
+                                                                               self.rsu), self.trip_left_s), 0.0)
 
 
 class Queries:
@@ -150,26 +188,23 @@ class Queries:
 
     def dwell_times_s(self, vehicles: ArrayLike) -> np.ndarray:
         """(k,) `dwell_time_s` of each vehicle."""
-        ids = as_ids(vehicles)
-        pos, vel, rsu = self._links(ids)
-        left = self.mobility.trips.t_exit_s[ids] - self.env.now
-        return np.where(rsu >= 0, np.minimum(self.radio.time_to_exit_s(pos, vel, rsu), left), 0.0)
+        return self.link_view(vehicles).dwell_times_s()
 
     def link_rates_bps(self, vehicles: ArrayLike, direction: str) -> np.ndarray:
         """(k,) `link_rate_bps` of each vehicle."""
-        return self._serving_link(self.radio.rate_bps, vehicles, direction)
+        return self.link_view(vehicles).rates_bps(direction)
 
     def link_snrs_db(self, vehicles: ArrayLike, direction: str) -> np.ndarray:
         """(k,) [dB] instantaneous SNR (the SINR with co-channel interference) of each vehicle's link to its
         serving RSU, over the direction's bandwidth; -inf for a vehicle without one."""
-        return self._serving_link(self.radio.snr_db, vehicles, direction)
+        return self.link_view(vehicles).snrs_db(direction)
 
-    def _serving_link(self, quantity: Callable[..., np.ndarray], vehicles: ArrayLike, direction: str) -> np.ndarray:
-        """``quantity`` (a `Radio` link method) of each vehicle's link to its serving RSU, now."""
-        check_request(0, direction)
+    def link_view(self, vehicles: ArrayLike) -> LinkView:
+        """The vehicles' links to their serving RSUs now, to be evaluated now or later (`LinkView`)."""
         ids = as_ids(vehicles)
-        pos, _, rsu = self._links(ids)
-        up = direction == "up"
-        extra = {"time_s": self.env.now} if self._time_varying else {}
-        return quantity(ids, pos, rsu, self.mobility.travelled_m(ids, self.env.now), uplink=up,
-                        bandwidth_hz=self.uplink_hz if up else self.downlink_hz, **extra)
+        now = self.env.now
+        pos, vel, rsu = self._links(ids)
+        return LinkView(radio=self.radio, ids=ids, position_m=pos, velocity_mps=vel, rsu=rsu,
+                        travelled_m=self.mobility.travelled_m(ids, now),
+                        trip_left_s=self.mobility.trips.t_exit_s[ids] - now, time_s=now,
+                        time_varying=self._time_varying, bandwidth_hz=(self.uplink_hz, self.downlink_hz))

@@ -23,9 +23,21 @@ import numpy as np
 from ..errors import ScenarioError
 from ..registry import Registry
 
-__all__ = ["WorldSnapshot", "Selector", "SELECTORS", "RandomSelector", "CoverageAwareSelector", "AllSelector",
+__all__ = ["WorldSnapshot", "Deferred", "Selector", "SELECTORS", "RandomSelector", "CoverageAwareSelector", "AllSelector",
            "ChannelSelector", "DeadlineSelector", "OortSelector", "PowerOfChoiceSelector", "FairSelector",
            "RsuBalancedSelector", "make_selector"]
+
+
+class Deferred:
+    """A `WorldSnapshot` field whose value is computed when it is first read (then kept): the strategy sets the
+    costly per-candidate link quantities this way, so that a policy that never reads them (``random``) does
+    not pay for them over thousands of candidates. ``compute`` must not depend on when it is called (the
+    network's `vfedsim.network.queries.LinkView` captures the instant)."""
+
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Any) -> None:
+        self.compute = compute
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,8 @@ class WorldSnapshot:
     and `predicted_time_s` uses them. ``compute_time_s`` is the vehicle's own: the FLOPs of the forward and
     backward passes its job runs (its modalities, its tasks existing this round). ``snr_up_db`` /
     ``snr_down_db`` are the current instantaneous SNRs [dB] of its links to the serving RSU (the SINR with
-    co-channel interference; +inf on an ideal network; empty when the network cannot tell).
+    co-channel interference; +inf on an ideal network; empty when the network cannot tell). The link fields
+    (rates, SNRs, dwell times) may be `Deferred`: computed for the snapshot's instant when first read.
 
     Learning side (per candidate; empty tuples / arrays when the strategy does not know them):
     ``sensors`` the modalities of its sensor suite (``fleet.sensor_suites``), ``tasks`` its task set
@@ -98,6 +111,13 @@ class WorldSnapshot:
 
     def __len__(self) -> int:
         return int(self.vehicle_ids.shape[0])
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if type(value) is Deferred:  # a field computed on first read (see `Deferred`)
+            value = value.compute()
+            object.__setattr__(self, name, value)
+        return value
 
 
 class Selector(Protocol):

@@ -26,7 +26,7 @@ import numpy as np
 import simpy
 
 from ..learn.jobs import TrainJob
-from ..policies.selection import WorldSnapshot
+from ..policies.selection import Deferred, WorldSnapshot
 from ..registry import Registry
 from ..rng import int_seed
 from ..scenario import ALL_MODALITIES
@@ -259,36 +259,79 @@ class ClientStrategy:
     # -------------------------------------------------------------------------------------- selection
     def snapshot(self, rc: RoundContext, exclude: Sequence[int] = ()) -> WorldSnapshot:
         """The read-only view the selection policy sees: candidates on the road and covered now, less
-        ``exclude`` (vehicles busy training)."""
+        ``exclude`` (vehicles busy training). Vectorised over the fleet; the link fields are `Deferred`
+        (computed for this instant when a policy first reads them) when the network offers a ``link_view``."""
         ctx, now = self.ctx, self.env.now
-        state = ctx.mobility.state(now)
-        net = ctx.network
-        active = np.flatnonzero(state.active).astype(np.int64)
+        trips, net = ctx.mobility.trips, ctx.network
+        active = np.flatnonzero((trips.t_enter_s <= now) & (now < trips.t_exit_s)).astype(np.int64)
         if len(exclude):
             active = np.setdiff1d(active, np.asarray(exclude, dtype=np.int64))
         rsu = net.serving_rsus(active)
-        ids, rsu = active[rsu >= 0], rsu[rsu >= 0]
-        speed = np.linalg.norm(state.velocity_mps[ids], axis=1)
+        covered = rsu >= 0
+        ids, rsu = active[covered], rsu[covered]
+        if hasattr(ctx.mobility, "positions_of"):
+            pos, vel = ctx.mobility.positions_of(ids, now)
+        else:  # a mobility model with only `state` (test doubles)
+            state = ctx.mobility.state(now)
+            pos, vel = state.position_m[ids], state.velocity_mps[ids]
+        view = getattr(net, "link_view", None)
+        if view is not None and ids.size:
+            links = view(ids)
+            rate_up, rate_down = Deferred(lambda: links.rates_bps("up")), Deferred(lambda: links.rates_bps("down"))
+            snr_up, snr_down = Deferred(lambda: links.snrs_db("up")), Deferred(lambda: links.snrs_db("down"))
+            dwell = Deferred(links.dwell_times_s)
+        else:
+            rate_up, rate_down = net.link_rates_bps(ids, "up"), net.link_rates_bps(ids, "down")
+            snr_up, snr_down = self._snrs(ids, "up"), self._snrs(ids, "down")
+            dwell = net.dwell_times_s(ids)
         return WorldSnapshot(
             time_s=now, round=rc.round, deadline_s=rc.deadline_at_s - now,
             download_bytes=rc.download_bytes, upload_bytes=rc.upload_bytes, vehicle_ids=ids,
-            position_m=state.position_m[ids], speed_mps=speed, serving_rsu=rsu,
-            rate_up_bps=net.link_rates_bps(ids, "up"), rate_down_bps=net.link_rates_bps(ids, "down"),
-            dwell_time_s=net.dwell_times_s(ids),
-            trip_remaining_s=ctx.mobility.trips.t_exit_s[ids] - now,
+            position_m=pos, speed_mps=np.linalg.norm(vel, axis=1), serving_rsu=rsu,
+            rate_up_bps=rate_up, rate_down_bps=rate_down, dwell_time_s=dwell,
+            trip_remaining_s=trips.t_exit_s[ids] - now,
             compute_time_s=(np.asarray(ctx.compute_time_s(ids, rc.round), dtype=np.float64) if ids.size
                             else np.zeros(0)),
-            device_class=tuple(ctx.fleet.device_name(int(v)) for v in ids),
+            device_class=self._device_classes(ids),
             participation_count=self.participation[ids].copy(),
             last_loss=self.last_loss[ids].copy(),
-            sensors=tuple(self.modalities(int(v)) or () for v in ids),
-            tasks=tuple(self.tasks(int(v)) or () for v in ids),
+            sensors=tuple(m or () for m in self._per_profile(ids, self.modalities)),
+            tasks=tuple(t or () for t in self._per_profile(ids, self.tasks)),
             n_samples=np.asarray(ctx.fleet.n_samples[ids], dtype=np.int64),
             last_selected_round=self.last_selected[ids].copy(),
-            snr_up_db=self._snrs(ids, "up"), snr_down_db=self._snrs(ids, "down"),
-            vehicle_download_bytes=np.array([self.download_bytes(int(v), rc) for v in ids], dtype=np.int64),
-            vehicle_upload_bytes=np.array([self.upload_bytes(int(v), rc) for v in ids], dtype=np.int64),
+            snr_up_db=snr_up, snr_down_db=snr_down,
+            vehicle_download_bytes=np.array(self._per_profile(ids, lambda v: self.download_bytes(v, rc)),
+                                            dtype=np.int64),
+            vehicle_upload_bytes=np.array(self._per_profile(ids, lambda v: self.upload_bytes(v, rc)),
+                                          dtype=np.int64),
         )
+
+    def _device_classes(self, ids: np.ndarray) -> tuple[str, ...]:
+        """The device class name of each of ``ids`` (vectorised over a `Fleet`'s ``device`` indices)."""
+        fleet = self.ctx.fleet
+        device, classes = getattr(fleet, "device", None), getattr(fleet, "device_classes", None)
+        if isinstance(device, np.ndarray) and classes is not None:
+            names = np.array([d.name for d in classes], dtype=object)
+            return tuple(names[device[ids]].tolist())
+        return tuple(fleet.device_name(int(v)) for v in ids)
+
+    def _per_profile(self, ids: np.ndarray, value: Any) -> list[Any]:
+        """``value(v)`` for every v in ``ids``. A vehicle's modalities, tasks and module sizes depend only
+        on its sensor suite and task set, so with a `Fleet`'s per-vehicle indices (and this class's own
+        hooks) ``value`` is asked once per distinct (suite, task set) among them; else once per vehicle."""
+        fleet, base = self.ctx.fleet, ClientStrategy
+        suite, task_set = getattr(fleet, "suite", None), getattr(fleet, "task_set", None)
+        own = all(getattr(type(self), h) is getattr(base, h) for h in ("modalities", "tasks", "download_bytes",
+                                                                      "upload_bytes"))
+        if not own or not all(k is None or isinstance(k, np.ndarray) for k in (suite, task_set)) or \
+                not hasattr(fleet, "suite") or ids.size <= 1:
+            return [value(int(v)) for v in ids]
+        key = np.zeros(ids.size, dtype=np.int64) if suite is None else suite[ids].astype(np.int64)
+        if task_set is not None:
+            key = key * (int(task_set.max(initial=0)) + 1) + task_set[ids]
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        values = [value(int(ids[j])) for j in first]
+        return [values[k] for k in inverse.reshape(-1).tolist()]
 
     def _snrs(self, ids: np.ndarray, direction: str) -> np.ndarray:
         """[dB] the candidates' link SNRs, or an empty array when the network does not report them."""
