@@ -104,6 +104,56 @@ def _exit_time_one(qx: float, qy: float, vx: float, vy: float, radius: float) ->
     return max(root, 0.0)
 
 
+class _DiscIndex:
+    """Which coverage discs may hold a point: a grid of square cells over the discs' bounding box, each
+    listing in ascending order the RSUs whose disc (radius ``reach_m``) reaches into it, so that attaching
+    a fleet compares each vehicle with a few RSUs instead of all (the answers are those of comparing all:
+    every disc that holds a point is among its cell's candidates, and ties still go to the lowest id)."""
+
+    MAX_CELLS = 1 << 20
+
+    def __init__(self, rsu_xy: np.ndarray, reach_m: float) -> None:
+        self.lo = rsu_xy.min(axis=0) - reach_m
+        span = rsu_xy.max(axis=0) + reach_m - self.lo
+        self.cell_m = max(reach_m, float(np.sqrt(span[0] * span[1] / self.MAX_CELLS)))
+        self.shape = (int(span[0] // self.cell_m) + 1, int(span[1] // self.cell_m) + 1)
+        cells: list[list[int]] = [[] for _ in range(self.shape[0] * self.shape[1])]
+        slack = reach_m * (1.0 + 1e-9) + 1e-6  # [m] generous: an extra candidate costs nothing
+        for r, (x, y) in enumerate(rsu_xy.tolist()):
+            i0, i1 = (int(max((x - slack - self.lo[0]) // self.cell_m, 0)),
+                      int(min((x + slack - self.lo[0]) // self.cell_m, self.shape[0] - 1)))
+            j0, j1 = (int(max((y - slack - self.lo[1]) // self.cell_m, 0)),
+                      int(min((y + slack - self.lo[1]) // self.cell_m, self.shape[1] - 1)))
+            for i in range(i0, i1 + 1):
+                for j in range(j0, j1 + 1):
+                    # distance from the RSU to the cell's rectangle
+                    dx = max(self.lo[0] + i * self.cell_m - x, 0.0, x - (self.lo[0] + (i + 1) * self.cell_m))
+                    dy = max(self.lo[1] + j * self.cell_m - y, 0.0, y - (self.lo[1] + (j + 1) * self.cell_m))
+                    if dx * dx + dy * dy <= slack * slack:
+                        cells[i * self.shape[1] + j].append(r)
+        self.lists = cells  # per cell, its candidates (ascending)
+        width = max(1, max(len(c) for c in cells))
+        self.table = np.full((len(cells) + 1, width), -1, dtype=np.int64)  # the last row: outside the grid
+        for k, c in enumerate(cells):
+            self.table[k, :len(c)] = c
+
+    def cell(self, x: float, y: float) -> int:
+        """The cell of one point (-1 outside the grid)."""
+        i, j = (x - self.lo[0]) // self.cell_m, (y - self.lo[1]) // self.cell_m
+        if 0 <= i < self.shape[0] and 0 <= j < self.shape[1]:
+            return int(i) * self.shape[1] + int(j)
+        return -1
+
+    def candidates(self, p: np.ndarray) -> np.ndarray:
+        """(N, K) the candidate RSUs of each point of ``p`` (N, 2), ascending, padded with -1."""
+        i = np.floor((p[:, 0] - self.lo[0]) / self.cell_m)
+        j = np.floor((p[:, 1] - self.lo[1]) / self.cell_m)
+        inside = (i >= 0) & (i < self.shape[0]) & (j >= 0) & (j < self.shape[1])
+        k = np.where(inside, np.where(inside, i, 0).astype(np.int64) * self.shape[1] + np.where(inside, j, 0)
+                     .astype(np.int64), len(self.lists))
+        return self.table[k]
+
+
 class Radio:
     """The RSUs' links: who serves whom, at what SNR and rate, and for how long.
 
@@ -121,6 +171,9 @@ class Radio:
         self.rsu_height_m = float(rsu_height_m)
         self.n_rsus = int(self.rsu_xy.shape[0])
         self.coverage_radius_m = coverage_radius_m(profile, height_m=self.rsu_height_m)
+        reach = self.coverage_radius_m + COVERAGE_TOLERANCE_M
+        self._index = _DiscIndex(self.rsu_xy, reach) if self.n_rsus and math.isfinite(reach) else None
+        self._xs, self._ys = self.rsu_xy[:, 0].tolist(), self.rsu_xy[:, 1].tolist()
         self.min_usable_snr_db = usable_snr_db(profile)
         self.shadowing = Shadowing(seed=seed, std_db=profile.shadowing_std_db,
                                    decorrelation_m=profile.shadowing_decorrelation_m)
@@ -190,14 +243,39 @@ class Radio:
         disc's edge driving outwards is not attached to that disc (it would leave it at once)."""
         p = np.asarray(position_m, dtype=np.float64).reshape(-1, 2)
         v = np.asarray(velocity_mps, dtype=np.float64).reshape(-1, 2)
-        if p.shape[0] == 1 and self.n_rsus:
-            best = int(self.serving(p)[0])
-            if best < 0 or self.time_to_exit_s(p, v, np.array([best]))[0] > _MIN_DWELL_S:
-                return np.array([best])
-        q = self._offsets(p)
+        index = self._index
+        if index is None:
+            q = self._offsets(p)
+            d2, cov = self._covering(q)
+            self._keeps(q, v, cov)
+            return self._nearest(d2, cov)
+        if p.shape[0] == 1:  # one vehicle: its cell's few candidates, on Python floats (the same arithmetic)
+            x, y, vx, vy = float(p[0, 0]), float(p[0, 1]), float(v[0, 0]), float(v[0, 1])
+            cell = index.cell(x, y)
+            best, best_d2, limit, radius = -1, math.inf, (self.coverage_radius_m + COVERAGE_TOLERANCE_M) ** 2, \
+                self.coverage_radius_m
+            for r in (index.lists[cell] if cell >= 0 else ()):
+                qx, qy = x - self._xs[r], y - self._ys[r]
+                d2 = qx * qx + qy * qy
+                if d2 <= limit and d2 < best_d2 and _exit_time_one(qx, qy, vx, vy, radius) > _MIN_DWELL_S:
+                    best, best_d2 = r, d2
+            return np.array([best])
+        cand = index.candidates(p)  # (N, K), ascending: argmin's first minimum is the lowest id
+        valid = cand >= 0
+        c = np.where(valid, cand, 0)
+        q = p[:, None, :] - self.rsu_xy[c]
         d2, cov = self._covering(q)
-        cov &= _exit_time_s(q, v.reshape(-1, 1, 2), self.coverage_radius_m) > _MIN_DWELL_S
-        return self._nearest(d2, cov)
+        cov &= valid
+        self._keeps(q, v, cov)
+        best = self._nearest(d2, cov)
+        return np.where(best >= 0, c[np.arange(c.shape[0]), np.maximum(best, 0)], -1)
+
+    def _keeps(self, q: np.ndarray, v: np.ndarray, cov: np.ndarray) -> None:
+        """Clear the (vehicle, RSU) pairs of ``cov`` (N, R) whose disc does not keep the vehicle for a positive
+        time (offsets ``q`` (N, R, 2), velocities ``v`` (N, 2)); exit times are computed for covered pairs only."""
+        vi, ri = np.nonzero(cov)
+        if vi.size:
+            cov[vi, ri] = _exit_time_s(q[vi, ri], v.reshape(-1, 2)[vi], self.coverage_radius_m) > _MIN_DWELL_S
 
     def handover_target(self, position_m: ArrayLike, velocity_mps: ArrayLike, current: ArrayLike) -> np.ndarray:
         """(N,) the RSU that takes over a vehicle leaving ``current``'s disc now, or -1.
@@ -207,8 +285,7 @@ class Radio:
         """
         q = self._offsets(position_m)
         d2, cov = self._covering(q)
-        v = np.asarray(velocity_mps, dtype=np.float64).reshape(-1, 1, 2)
-        cov &= _exit_time_s(q, v, self.coverage_radius_m) > _MIN_DWELL_S
+        self._keeps(q, np.asarray(velocity_mps, dtype=np.float64), cov)
         cur = np.asarray(current, dtype=np.int64).reshape(-1)
         cov &= np.arange(self.n_rsus)[None, :] != cur[:, None]
         return self._nearest(d2, cov)
@@ -430,8 +507,8 @@ class Radio:
         n = q.shape[0]
         if self.n_rsus == 0 or self.coverage_radius_m <= 0.0:
             return np.full(n, np.inf)
+        self._keeps(q, np.asarray(velocity_mps, dtype=np.float64), cov)
         v = np.asarray(velocity_mps, dtype=np.float64).reshape(-1, 1, 2)
-        cov &= _exit_time_s(q, v, self.coverage_radius_m) > _MIN_DWELL_S
         radius = self.coverage_radius_m
         qx, qy, vx, vy = q[..., 0], q[..., 1], v[..., 0], v[..., 1]
         a = vx * vx + vy * vy
