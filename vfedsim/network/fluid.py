@@ -80,6 +80,9 @@ class FluidNetwork(queries.Queries):
         self._pending: list[int] = []  # flow ids whose first rate is not evaluated yet (see `_flush`)
         self._pending_groups: set[int] = set()  # their resources
         self._pending_bound = _INF  # [s] no pending flow can complete or time out before this
+        # a tick can evaluate the pending first rates in its own call unless something it does first (A3,
+        # relay paths) or the rates themselves (chunk losses need the bytes carried) depend on them
+        self._mergeable = not self._a3 and self._chunk is None and self._v2v is None
         bandwidth = {True: self.uplink_hz, False: self.downlink_hz}
         profile = getattr(radio, "profile", None)
         self._peak = {up: (min(float(rate_from_snr_bps(profile, bw, np.array([_INF]), goodput=False)[0]), self._cap)
@@ -208,8 +211,8 @@ class FluidNetwork(queries.Queries):
             self._plan(self._due_at)  # early: what it was planned for moved later
             return
         self._due_at = _INF
-        if self._pending and (t >= self._pending_bound or t >= self._tick_at or min(self._due) <= t
-                              or not self._pending_groups.isdisjoint(np.flatnonzero(self.resources.next_s <= t).tolist())):
+        if self._pending and (t >= self._pending_bound or (t >= self._tick_at and not self._mergeable) or
+                              not self._pending_groups.isdisjoint(np.flatnonzero(self.resources.next_s <= t).tolist())):
             self._flush()
         only_completions = self._fire(t)
         if self.flows.n and t >= self._tick_at:
@@ -232,17 +235,28 @@ class FluidNetwork(queries.Queries):
         every start at once, while starts at different instants share one vectorised call."""
         if not self._pending:
             return
-        flows = self.flows
-        fid = flows.fid[:flows.n]
+        rows = self._pending_rows()
+        start = self.flows.start[rows]
+        rate, _, loss = self._rates(rows, start, first=rows.size)
+        self._check_peak(rows, rate)
+        self._join(rows, start, rate, loss)
+
+    def _pending_rows(self) -> np.ndarray:
+        """The rows of the pending flows in the order they were asked for; they are no longer pending."""
+        fid = self.flows.fid[:self.flows.n]
         rows = np.flatnonzero(np.isin(fid, self._pending))
         rows = rows[np.argsort(fid[rows])]  # flow ids grow in the order transfers were asked for
         self._pending, self._pending_groups, self._pending_bound = [], set(), _INF
-        start = flows.start[rows]
-        rate, _, loss = self._rates(rows, start, first=True)
-        up = flows.up[rows]
-        if (rate > np.where(up, self._peak[True], self._peak[False])).any():
+        return rows
+
+    def _check_peak(self, rows: np.ndarray, rate: np.ndarray) -> None:
+        if (rate > np.where(self.flows.up[rows], self._peak[True], self._peak[False])).any():
             raise RuntimeError("a link rate exceeds the profile's rate at infinite SNR, which bounds when a "
                                "deferred start must be evaluated (vfedsim.network.fluid)")
+
+    def _join(self, rows: np.ndarray, start: np.ndarray, rate: np.ndarray, loss: np.ndarray) -> None:
+        """Let flow ``rows`` join their resources at their ``start`` with their first rates (`_flush`)."""
+        flows = self.flows
         if self._broadcast is not None:  # a broadcast of one member is one flow
             bc = flows.bc[rows]
             groups, counts = np.unique(bc[bc >= 0], return_counts=True)
@@ -279,6 +293,9 @@ class FluidNetwork(queries.Queries):
             rows = np.flatnonzero(~taken & (getattr(flows, name)[:n] <= t))
             taken[rows] = True
             found[name] = rows
+        if self._pending and (("t_exit" in found and found["t_exit"].size) or any(  # they touch a pending flow's resource
+                not self._pending_groups.isdisjoint(flows.grp[found[k]].tolist()) for k in found if k != "t_turn")):
+            self._flush()  # (the rows found stay valid: a flush moves no row and makes nothing due now)
         for name, cause in (("t_trip", "trip_ended"), ("t_outage", "link_outage")):
             if name in found and found[name].size:
                 ending.append(found[name])
@@ -369,16 +386,25 @@ class FluidNetwork(queries.Queries):
         if n == 0:
             self._tick_at = _INF
             return
+        paused = flows.t_resume[:n] < _INF
+        live_rows = np.flatnonzero(~paused)
+        merged = None
+        if self._pending:  # their first rates and everyone's rates now in one call (`_mergeable`: the rates
+            first = self._pending_rows()  # of now do not depend on the bytes carried)
+            rates, vel, loss = self._rates(np.concatenate((first, live_rows)), t, first=first.size)
+            self._check_peak(first, rates[:first.size])
+            self._join(first, flows.start[first], rates[:first.size], loss[:first.size])
+            merged = rates[first.size:], vel, loss[first.size:]
         done = bytes_now(flows, self.resources, t)
         flows.resent[:n] += (done - flows.done[:n]) * flows.loss[:n]
         flows.done[:n] = done
-        paused = flows.t_resume[:n] < _INF
-        if paused.any():
-            rate, loss, vel = np.zeros(n), np.zeros(n), np.zeros((n, 2))
-            rows = np.flatnonzero(~paused)
-            rate[rows], vel[rows], loss[rows] = self._rates(rows, t)
+        rates, vel, loss = merged if merged is not None else self._rates(live_rows, t)
+        if live_rows.size < n:
+            rate, loss_all, vel_all = np.zeros(n), np.zeros(n), np.zeros((n, 2))
+            rate[live_rows], loss_all[live_rows], vel_all[live_rows] = rates, loss, vel
+            loss, vel = loss_all, vel_all
         else:
-            rate, vel, loss = self._rates(np.arange(n), t)
+            rate = rates
         if (flows.bc[:n] >= 0).any():
             rows = np.flatnonzero(~paused)
             rate[rows] = self._broadcast_rates(rows, rate[rows])
@@ -633,19 +659,27 @@ class FluidNetwork(queries.Queries):
         self.resources.plan(int(flows.grp[rest[0]]))
 
     # ------------------------------------------------------------------------------------- link rates
-    def _rates(self, rows: np.ndarray, t: float | np.ndarray, first: bool = False
-               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """Payload rates [bit/s] of flow ``rows`` at ``t`` (full band, backhaul-capped), their vehicles'
-        velocities and the resent bytes per payload byte (chunk losses). ``first``: their first rates, at
-        their starts ``t`` (one per row), where they were (no velocities)."""
+    def _rates(self, rows: np.ndarray, t: float | np.ndarray, first: int = 0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Payload rates [bit/s] of flow ``rows`` at ``t`` (full band, backhaul-capped), the velocities of the
+        vehicles of ``rows[first:]`` and the resent bytes per payload byte (chunk losses). ``rows[:first]``
+        get their first rates: at their starts (``t`` is then an array of them, or the first rows' are
+        taken from the table), where they were then."""
         flows, mob, radio = self.flows, self.mobility, self.radio
         v = flows.vehicle[rows]
-        if first:
-            pos, vel, travelled = np.stack((flows.px[rows], flows.py[rows]), axis=1), None, flows.travelled[rows]
-        else:
-            pos, vel = mob.positions_of(v, t)
-            travelled = mob.travelled_m(v, t)
-        extra = {"time_s": t} if self._time_varying else {}
+        early = rows[:first]
+        pos, travelled = np.stack((flows.px[early], flows.py[early]), axis=1), flows.travelled[early]
+        vel = np.zeros((0, 2))
+        time: float | np.ndarray = t
+        if first < rows.size:
+            later = v[first:]
+            now_pos, vel = mob.positions_of(later, t)
+            pos, travelled = np.concatenate((pos, now_pos)), np.concatenate((travelled, mob.travelled_m(later, t)))
+            if first:
+                time = np.concatenate((flows.start[early], np.full(later.size, t)))
+        elif np.ndim(t) == 0:
+            time = flows.start[early]
+        extra = {"time_s": time} if self._time_varying else {}
         rsu, up, bw = flows.rsu[rows], flows.up[rows].astype(bool), flows.bandwidth_hz[rows]
         if self._chunk is None:
             rate = radio.rate_bps(v, pos, rsu, travelled, uplink=up, bandwidth_hz=bw, **extra)

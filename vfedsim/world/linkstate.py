@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -45,6 +46,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _S31)
 
 
+@lru_cache(maxsize=1024)
 def _kind_key(seed: int, kind: str) -> np.uint64:
     digest = hashlib.sha256(f"{int(seed)}/{kind}".encode()).digest()
     return np.uint64(int.from_bytes(digest[:8], "little"))
@@ -76,7 +78,10 @@ def link_uniform(seed: int, kind: str, vehicle: ArrayLike, rsu: ArrayLike, slot:
 def link_normal(seed: int, kind: str, vehicle: ArrayLike, rsu: ArrayLike, slot: ArrayLike,
                 draw: ArrayLike = 0) -> np.ndarray:
     """Standard normal deviates per link (Box-Muller on draws 2 draw and 2 draw + 1 of `link_uniform`)."""
-    key = _link_key(seed, kind, vehicle, rsu, slot)
+    return _normal(_link_key(seed, kind, vehicle, rsu, slot), draw)
+
+
+def _normal(key: np.ndarray, draw: ArrayLike) -> np.ndarray:
     d = 2 * np.asarray(draw, dtype=np.int64)
     u1, u2 = _uniform(key, d), _uniform(key, d + 1)
     return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)
@@ -148,9 +153,11 @@ def gamma_unit_mean(shape: ArrayLike, seed: int, kind: str, vehicle: ArrayLike, 
     out = np.full(a.shape, np.nan)
     todo = np.ones(a.shape, dtype=bool)
     k = 0
+    normal_key = _link_key(seed, kind, v_, r_, s_)  # the streams of every candidate (`link_normal` and
+    accept_key = _link_key(seed, kind + "/accept", v_, r_, s_)  # `link_uniform`), keyed once
     while todo.any():
-        z = link_normal(seed, kind, v_, r_, s_, draw=k)
-        u = link_uniform(seed, kind + "/accept", v_, r_, s_, draw=k)
+        z = _normal(normal_key, k)
+        u = _uniform(accept_key, k)
         x = 1.0 + c * z
         v3 = x * x * x
         with np.errstate(invalid="ignore", divide="ignore"):
