@@ -90,7 +90,11 @@ class Queries:
 
     # ------------------------------------------------------------------------------------- one vehicle
     def serving_rsu(self, vehicle: int) -> int:
-        return int(self.serving_rsus([vehicle])[0])
+        vehicle, now = int(vehicle), self.env.now
+        state = self._vehicles.get(vehicle)
+        if state is not None:
+            return state[0]
+        return self._where(vehicle, now)[2] if self._t_enter[vehicle] <= now < self._t_exit[vehicle] else -1
 
     def time_to_coverage_s(self, vehicle: int) -> float:
         vehicle, now = int(vehicle), self.env.now

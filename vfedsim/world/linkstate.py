@@ -148,24 +148,25 @@ def gamma_unit_mean(shape: ArrayLike, seed: int, kind: str, vehicle: ArrayLike, 
                                         np.asarray(slot, dtype=np.int64), a)
     boost = a < 1.0
     b = np.where(boost, a + 1.0, a)
-    d = b - 1.0 / 3.0
+    d = (b - 1.0 / 3.0).reshape(-1)
     c = 1.0 / np.sqrt(9.0 * d)
-    out = np.full(a.shape, np.nan)
-    todo = np.ones(a.shape, dtype=bool)
+    out = np.full(d.shape, np.nan)
     k = 0
-    normal_key = _link_key(seed, kind, v_, r_, s_)  # the streams of every candidate (`link_normal` and
-    accept_key = _link_key(seed, kind + "/accept", v_, r_, s_)  # `link_uniform`), keyed once
-    while todo.any():
-        z = _normal(normal_key, k)
-        u = _uniform(accept_key, k)
-        x = 1.0 + c * z
+    normal_key = _link_key(seed, kind, v_, r_, s_).reshape(-1)  # the streams of every candidate (`link_normal`
+    accept_key = _link_key(seed, kind + "/accept", v_, r_, s_).reshape(-1)  # and `link_uniform`), keyed once
+    todo = np.arange(d.size)  # the links whose candidate k is drawn (those not yet accepted)
+    while todo.size:
+        dt = d[todo]
+        z = _normal(normal_key[todo], k)
+        u = _uniform(accept_key[todo], k)
+        x = 1.0 + c[todo] * z
         v3 = x * x * x
         with np.errstate(invalid="ignore", divide="ignore"):
-            ok = (v3 > 0.0) & (np.log(np.maximum(u, 1e-300)) < 0.5 * z * z + d - d * v3 + d * np.log(v3))
-        take = todo & ok
-        out[take] = (d * v3)[take]
-        todo &= ~ok
+            ok = (v3 > 0.0) & (np.log(np.maximum(u, 1e-300)) < 0.5 * z * z + dt - dt * v3 + dt * np.log(v3))
+        out[todo[ok]] = (dt * v3)[ok]
+        todo = todo[~ok]
         k += 1
+    out = out.reshape(a.shape)
     if boost.any():
         u = link_uniform(seed, kind + "/boost", v_, r_, s_)
         out = np.where(boost, out * np.power(np.maximum(u, 1e-300), 1.0 / np.where(boost, a, 1.0)), out)
