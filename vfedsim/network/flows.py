@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-__all__ = ["FlowTable", "Resources", "DUE", "SLACK", "bytes_now", "completing", "rebuild", "next_instant",
+__all__ = ["FlowTable", "Resources", "DUE", "FLOAT_COLUMNS", "INT_COLUMNS", "SLACK", "bytes_now", "completing", "rebuild", "next_instant",
            "carried_bytes"]
 
 DUE = ("t_trip", "t_exit", "t_outage", "t_resume", "t_turn")
@@ -107,33 +107,36 @@ class FlowTable:
             setattr(self, name, i[k])
         self.floats, self.ints = f, i
 
-    def remove(self, rows: np.ndarray) -> None:
-        """Drop flow ``rows``; the last rows move into the freed ones (row numbers of the others change)."""
+    def remove(self, rows: np.ndarray, tracked: list[int] = ()) -> list[int]:
+        """Drop flow ``rows``; the last rows move into the freed ones (row numbers of the others change).
+        Returns where the ``tracked`` rows (none of them dropped) are now."""
         n, f, i = self.n, self.floats, self.ints
+        tracked = list(tracked)
         if rows.size <= 2:
             for r in sorted(rows.tolist(), reverse=True):
                 n -= 1
                 if r != n:
                     f[:, r] = f[:, n]
                     i[:, r] = i[:, n]
+                    if tracked:
+                        tracked = [r if x == n else x for x in tracked]
         else:
             keep = np.ones(n, dtype=bool)
             keep[rows] = False
             k = int(np.count_nonzero(keep))
             f[:, :k] = f[:, :n][:, keep]
             i[:, :k] = i[:, :n][:, keep]
+            if tracked:
+                tracked = (np.cumsum(keep) - 1)[tracked].tolist()
             n = k
         self.n = n
+        return tracked
 
     def due_minima(self) -> list[float]:
         """The smallest value of each `DUE` column over the live rows."""
         if self.n == 0:
             return [_INF] * len(DUE)
         return self.floats[_DUE_SLICE, :self.n].min(axis=1).tolist()
-
-    def due_of(self, row: int) -> list[float]:
-        """Row ``row``'s `DUE` values."""
-        return self.floats[_DUE_SLICE, row].tolist()
 
 
 FLOAT_COLUMNS = ("nbytes", "start", "done", "rate", "loss", "resent", "fin", "outage_since", "vx", "vy", "link",
@@ -210,10 +213,12 @@ def bytes_now(table: FlowTable, res: Resources, t: float) -> np.ndarray:
     return np.where(live, np.clip(carried, table.done[:n], table.nbytes[:n]), table.done[:n])
 
 
-def completing(table: FlowTable, res: Resources, t: float) -> np.ndarray:
-    """Rows of the flows that complete at ``t``: on each resource due by ``t``, those whose ``fin`` the
-    virtual time has reached (within `SLACK`), and at least its first finisher whatever the rounding."""
-    due = np.flatnonzero(res.next_s <= t)
+def completing(table: FlowTable, res: Resources, t: float, due: np.ndarray | None = None) -> np.ndarray:
+    """Rows of the flows that complete at ``t``: on each resource due by ``t`` (``due``, if known), those
+    whose ``fin`` the virtual time has reached (within `SLACK`), and at least its first finisher whatever
+    the rounding."""
+    if due is None:
+        due = np.flatnonzero(res.next_s <= t)
     if due.size == 0:
         return due
     n = table.n

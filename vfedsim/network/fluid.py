@@ -29,7 +29,7 @@ from . import queries
 from .backhaul import capped, start_pause_until
 from .broadcast import BroadcastGroups, weakest_rates
 from .chunks import lossy_rates
-from .flows import DUE, FlowTable, Resources, bytes_now, carried_bytes, completing, rebuild
+from .flows import DUE, FLOAT_COLUMNS, FlowTable, Resources, bytes_now, carried_bytes, completing, rebuild
 from .handover import a3_candidates, a3_decisions
 from .interface import DIRECTIONS, FAIL_CAUSES, OnEvent, TransferResult, check_cause, check_request
 from .relay import hop_bottleneck_bps, near_any, relay_paths
@@ -37,6 +37,7 @@ from .relay import hop_bottleneck_bps, near_any, relay_paths
 __all__ = ["FluidNetwork", "DIRECTIONS", "FAIL_CAUSES"]
 
 _INF = math.inf
+_NBYTES, _START, _DONE, _RESENT = (FLOAT_COLUMNS.index(c) for c in ("nbytes", "start", "done", "resent"))
 
 
 class FluidNetwork(queries.Queries):
@@ -77,7 +78,7 @@ class FluidNetwork(queries.Queries):
         self._sent: dict[int, int] = {}  # vehicle -> transfers started (numbers the chunk-loss streams)
         self._next_fid = 0
         self._a3_held: dict[int, tuple[int, float]] = {}  # vehicle -> (A3 target, since when it holds)
-        self._pending: list[int] = []  # flow ids whose first rate is not evaluated yet (see `_flush`)
+        self._pending: list[int] = []  # rows whose first rate is not evaluated yet, in order (see `_flush`)
         self._pending_groups: set[int] = set()  # their resources
         self._pending_bound = _INF  # [s] no pending flow can complete or time out before this
         # a tick can evaluate the pending first rates in its own call unless something it does first (A3,
@@ -156,9 +157,10 @@ class FluidNetwork(queries.Queries):
             (fid, vehicle, rsu, up, g, 0, bc, relay, hops))
         if self._tick_at == _INF and (self._time_varying or vx or vy or path is not None):
             self._tick_at = self._next_tick(now)
-        self._due = [min(a, b) for a, b in zip(self._due, self.flows.due_of(row))]
+        due = self._due  # its due times (`DUE` order; no outage yet) lower the minima
+        self._due = [min(due[0], t_trip), min(due[1], t_exit), due[2], min(due[3], pause), min(due[4], t_turn)]
         if pause == _INF:  # its first rate waits (`_flush`), at the latest until it could matter
-            self._pending.append(fid)
+            self._pending.append(row)
             self._pending_groups.add(g)
             if path is None and bc < 0:  # it completes no earlier than alone at the peak rate, beside the others
                 wait = min(8.0 * nbytes * (int(self.resources.count[g]) + 1) / self._peak[up],
@@ -211,10 +213,12 @@ class FluidNetwork(queries.Queries):
             self._plan(self._due_at)  # early: what it was planned for moved later
             return
         self._due_at = _INF
+        due_groups = np.flatnonzero(self.resources.next_s <= t)
         if self._pending and (t >= self._pending_bound or (t >= self._tick_at and not self._mergeable) or
-                              not self._pending_groups.isdisjoint(np.flatnonzero(self.resources.next_s <= t).tolist())):
-            self._flush()
-        only_completions = self._fire(t)
+                              not self._pending_groups.isdisjoint(due_groups.tolist())):
+            self._flush()  # joins postpone completions on their resources
+            due_groups = np.flatnonzero(self.resources.next_s <= t)
+        only_completions = self._fire(t, due_groups)
         if self.flows.n and t >= self._tick_at:
             self._tick(t)
             only_completions = False
@@ -243,9 +247,7 @@ class FluidNetwork(queries.Queries):
 
     def _pending_rows(self) -> np.ndarray:
         """The rows of the pending flows in the order they were asked for; they are no longer pending."""
-        fid = self.flows.fid[:self.flows.n]
-        rows = np.flatnonzero(np.isin(fid, self._pending))
-        rows = rows[np.argsort(fid[rows])]  # flow ids grow in the order transfers were asked for
+        rows = np.array(self._pending, dtype=np.int64)
         self._pending, self._pending_groups, self._pending_bound = [], set(), _INF
         return rows
 
@@ -272,14 +274,14 @@ class FluidNetwork(queries.Queries):
             self.resources.plan(g)
         self._due = [min(a, b) for a, b in zip(self._due, flows.floats[-len(DUE):, rows].min(axis=1).tolist())]
 
-    def _fire(self, t: float) -> bool:
-        """End, hand over, resume or re-aim every flow whose event is due at ``t``; whether only completions
-        were due."""
+    def _fire(self, t: float, due_groups: np.ndarray) -> bool:
+        """End, hand over, resume or re-aim every flow whose event is due at ``t`` (``due_groups``: the
+        resources with completions due); whether only completions were due."""
         flows = self.flows
         n = flows.n
         if n == 0:
             return False
-        complete = completing(flows, self.resources, t)
+        complete = completing(flows, self.resources, t, due_groups)
         due = [name for name, at in zip(DUE, self._due) if at <= t]
         if not due:  # the common case: completions only
             if complete.size:
@@ -355,22 +357,23 @@ class FluidNetwork(queries.Queries):
                 flows.bc[i] = -1
             else:
                 self._leave_broadcast(i, t)
-            vehicle, fid, rsu = int(flows.vehicle[i]), int(flows.fid[i]), int(flows.rsu[i])
-            resent, nbytes = float(flows.resent[i]), int(flows.nbytes[i])
+            f, (fid, vehicle, rsu, up, _, handovers, _, _, hops) = flows.floats[:, i], flows.ints[:, i].tolist()
+            resent = float(f[_RESENT])
             event = self._events.pop(fid)
-            self._streams.pop(fid, None)
+            if self._streams:
+                self._streams.pop(fid, None)
             if resent > 0.0 and self.on_event is not None:
                 self.on_event("resent", time_s=t, vehicle=vehicle, rsu=rsu, nbytes=int(round(resent)))
-            event.succeed(self._result(cause is None, cause, vehicle, "up" if flows.up[i] else "down", nbytes,
-                                       float(flows.done[i]), float(flows.start[i]), rsu, int(flows.handovers[i]),
-                                       t, resent=resent, hops=int(flows.hops[i])))
+            event.succeed(TransferResult(ok=cause is None, cause=cause, vehicle=vehicle, direction="up" if up else "down",
+                                         nbytes=int(f[_NBYTES]), bytes_done=float(f[_DONE]), start_s=float(f[_START]),
+                                         end_s=t, rsu=rsu, handovers=handovers, hops=hops, bytes_resent=resent))
             state = self._vehicles[vehicle]
             state[1] -= 1
             if state[1] == 0:
                 del self._vehicles[vehicle]
                 self._a3_held.pop(vehicle, None)
                 self._paths.pop(vehicle, None)
-        flows.remove(rows)
+        self._pending = flows.remove(rows, self._pending)  # (a pending flow is never among them)
         for g in groups:
             self.resources.plan(g)
 
