@@ -112,6 +112,8 @@ class StrategyContext:
         fleet, learner = self.fleet, self.learner
         n = np.asarray(fleet.n_samples[flat], dtype=np.int64)
         if not _takes_modules(learner.train_flops):
+            if flat.size == 1:
+                return np.array(learner.train_flops(int(n[0])), dtype=np.float64).reshape(v.shape)
             return np.vectorize(learner.train_flops, otypes=[np.float64])(n).reshape(v.shape)
 
         def one(j: int) -> int:  # the FLOPs of the job of vehicle flat[j]
@@ -269,14 +271,16 @@ class ClientStrategy:
         rsu = net.serving_rsus(active)
         covered = rsu >= 0
         ids, rsu = active[covered], rsu[covered]
-        if hasattr(ctx.mobility, "positions_of"):
+        view = getattr(net, "link_view", None)
+        links = view(ids) if view is not None and ids.size else None
+        if links is not None:
+            pos, vel = links.position_m, links.velocity_mps
+        elif hasattr(ctx.mobility, "positions_of"):
             pos, vel = ctx.mobility.positions_of(ids, now)
         else:  # a mobility model with only `state` (test doubles)
             state = ctx.mobility.state(now)
             pos, vel = state.position_m[ids], state.velocity_mps[ids]
-        view = getattr(net, "link_view", None)
-        if view is not None and ids.size:
-            links = view(ids)
+        if links is not None:
             rate_up, rate_down = Deferred(lambda: links.rates_bps("up")), Deferred(lambda: links.rates_bps("down"))
             snr_up, snr_down = Deferred(lambda: links.snrs_db("up")), Deferred(lambda: links.snrs_db("down"))
             dwell = Deferred(links.dwell_times_s)
