@@ -472,8 +472,9 @@ class Shadowing:
             return np.zeros(shape, dtype=np.float64)
         if len(self._index) > self._CACHE_LIMIT:
             self._clear()  # values are pure: recomputing them later gives the same numbers
-        if v.size == 1:  # one link: the same arithmetic on Python floats (bit-identical, fewer numpy calls)
-            return np.full(shape, self._one(int(v.flat[0]), int(r.flat[0]), float(t.flat[0])))
+        if v.size <= 4:  # a few links: the same arithmetic on Python floats (bit-identical, fewer numpy calls)
+            return np.array([self._one(a, b, c) for a, b, c in zip(v.ravel().tolist(), r.ravel().tolist(),
+                                                                      t.ravel().tolist())]).reshape(shape)
         u = np.maximum(t.ravel(), 0.0) / self.step_m
         k = u.astype(np.int64)  # floor, as u >= 0
         f = u - k

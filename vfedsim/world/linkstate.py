@@ -46,6 +46,18 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _S31)
 
 
+_SMALL = 8  # arrays up to this size are hashed on Python ints (the same wrapping arithmetic, fewer calls)
+_MASK = (1 << 64) - 1
+_M1I, _M2I, _GOLDENI = int(_M1), int(_M2), int(_GOLDEN)
+
+
+def _mix_int(x: int) -> int:
+    """`_mix` of one value on Python ints (mod 2**64)."""
+    x = ((x ^ (x >> 30)) * _M1I) & _MASK
+    x = ((x ^ (x >> 27)) * _M2I) & _MASK
+    return x ^ (x >> 31)
+
+
 @lru_cache(maxsize=1024)
 def _kind_key(seed: int, kind: str) -> np.uint64:
     digest = hashlib.sha256(f"{int(seed)}/{kind}".encode()).digest()
@@ -54,6 +66,14 @@ def _kind_key(seed: int, kind: str) -> np.uint64:
 
 def _link_key(seed: int, kind: str, vehicle: ArrayLike, rsu: ArrayLike, slot: ArrayLike) -> np.ndarray:
     u64 = np.uint64
+    v, r, s = np.asarray(vehicle, dtype=np.int64), np.asarray(rsu, dtype=np.int64), np.asarray(slot, dtype=np.int64)
+    if v.size <= _SMALL and r.size <= _SMALL and s.size <= _SMALL:
+        v, r, s = np.broadcast_arrays(v, r, s)
+        kk = int(_kind_key(seed, kind))
+        out = [_mix_int(_mix_int(_mix_int(((a & _MASK) * _GOLDENI & _MASK) ^ kk) ^ ((b + _GOLDENI) & _MASK))
+                        ^ ((c & _MASK) * _M1I & _MASK))
+               for a, b, c in zip(v.ravel().tolist(), r.ravel().tolist(), s.ravel().tolist())]
+        return np.array(out, dtype=u64).reshape(v.shape)
     with np.errstate(over="ignore"):
         h = _mix(np.asarray(vehicle, dtype=np.int64).astype(u64) * _GOLDEN ^ _kind_key(seed, kind))
         h = _mix(h ^ (np.asarray(rsu, dtype=np.int64).astype(u64) + _GOLDEN))
@@ -62,6 +82,12 @@ def _link_key(seed: int, kind: str, vehicle: ArrayLike, rsu: ArrayLike, slot: Ar
 
 def _uniform(key: np.ndarray, draw: ArrayLike) -> np.ndarray:
     # SplitMix64 (Steele et al. 2014): output number `draw` of the stream seeded with `key`
+    d = np.asarray(draw, dtype=np.int64)
+    if key.size <= _SMALL and d.size <= _SMALL:
+        key, d = np.broadcast_arrays(key, d)
+        return np.array([float(_mix_int((k + ((j & _MASK) + 1) * _GOLDENI) & _MASK) >> 11) * (1.0 / 9007199254740992.0)
+                         for k, j in zip(key.ravel().tolist(), d.ravel().tolist())],
+                        dtype=np.float64).reshape(key.shape)
     with np.errstate(over="ignore"):
         h = _mix(key + (np.asarray(draw, dtype=np.int64).astype(np.uint64) + np.uint64(1)) * _GOLDEN)
     return (h >> _S11).astype(np.float64) * (1.0 / 9007199254740992.0)
