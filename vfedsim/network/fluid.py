@@ -1,17 +1,16 @@
-"""The fluid network's event loop: `FluidNetwork` (the model: docs/network.md).
+"""The fluid network's event loop: `FluidNetwork` (the model and this design: docs/network.md).
 
 It implements `vfedsim.network.interface.Network` over the world's mobility and radio models. The flows
 live in a `vfedsim.network.flows.FlowTable` and share their resources by the processor-sharing math of
 `vfedsim.network.flows`; handover, broadcast, relaying, chunk losses and the backhaul are the functions of
-their own modules. This class only sequences them on the SimPy clock:
+their own modules; the queries are `vfedsim.network.queries`. This class only sequences them:
 
-* SimPy sees one wake-up per network instant (a completion, a due time, a tick, or the end of an instant
-  at which transfers started) and one event per transfer, the one `transfer` returns.
-* A transfer's first rate is not evaluated when it is asked for: its row waits in ``_pending`` until the
-  wake-up that closes the instant, which evaluates the rates of every transfer asked for at that instant
-  in one vectorised call. Anything that reads or changes the resources first does that (`_flush`), so the
-  numbers are those of evaluating each start at once.
-* Ticks evaluate every flow's rate in one call and rebuild the resources with `flows.rebuild`.
+* SimPy sees one wake-up per network instant (a completion, a due time, a tick, a deferred start that
+  must be evaluated) and one event per transfer, the one `transfer` returns.
+* A transfer's first rate is deferred (`_flush`): starts at different instants share one vectorised
+  evaluation, each at its own instant, with exactly the numbers of evaluating each at once.
+* A tick evaluates every flow's rate (and the deferred starts') in one call and rebuilds the resources
+  with `flows.rebuild`.
 """
 from __future__ import annotations
 
@@ -24,15 +23,14 @@ import numpy as np
 import simpy
 
 from ..rng import stream
-from ..world.channel import per_from_snr, rate_from_snr_bps
+from ..world.channel import rate_from_snr_bps
 from . import queries
-from .backhaul import capped, start_pause_until
-from .broadcast import BroadcastGroups, weakest_rates
-from .chunks import lossy_rates
-from .flows import DUE, FLOAT_COLUMNS, FlowTable, Resources, bytes_now, carried_bytes, completing, rebuild
-from .handover import a3_candidates, a3_decisions
+from .backhaul import start_pause_until
+from .broadcast import BroadcastGroups
+from .flows import DUE, FLOAT_COLUMNS, FlowTable, Resources, bytes_now, completing, rebuild
 from .interface import DIRECTIONS, FAIL_CAUSES, OnEvent, TransferResult, check_cause, check_request
-from .relay import hop_bottleneck_bps, near_any, relay_paths
+from .links import LinkRates
+from .moves import Moves
 
 __all__ = ["FluidNetwork", "DIRECTIONS", "FAIL_CAUSES"]
 
@@ -40,7 +38,7 @@ _INF = math.inf
 _NBYTES, _START, _DONE, _RESENT = (FLOAT_COLUMNS.index(c) for c in ("nbytes", "start", "done", "resent"))
 
 
-class FluidNetwork(queries.Queries):
+class FluidNetwork(Moves, LinkRates, queries.Queries):
     """`Network` over a mobility model and a `vfedsim.world.radio.Radio` (docs/network.md).
 
     ``mobility`` provides ``trips``, ``positions_of``, ``active_of``, ``travelled_m`` and optionally
@@ -230,13 +228,16 @@ class FluidNetwork(queries.Queries):
 
     # ------------------------------------------------------------------------------------- instants
     def _flush(self) -> None:
-        """Evaluate the first rates of the pending transfers, each at its own start (in one call), and let
-        them join their resources in the order they were asked for.
+        """Evaluate the first rates of the pending transfers, each at its own start and place (in one call),
+        and let them join their resources in the order they were asked for.
 
-        Until then a pending flow takes no share, and nothing reads or changes its resource: a wake-up that
-        would (a completion on its resource, a due time, a tick), `cancel`, and the earliest instant it
-        could complete or time out (``_pending_bound``) flush first. So the numbers are those of evaluating
-        every start at once, while starts at different instants share one vectorised call."""
+        Until then a pending flow takes no share, and nothing reads or changes its resource: what would
+        flushes first (a completion on its resource, a trip end, outage or pause end of a flow there, any
+        coverage exit, a tick, `cancel`), and so does the earliest instant it could complete or time out
+        (``_pending_bound``: alone beside the flows live on its resource at the profile's peak rate). So the
+        numbers are those of evaluating every start at once, while starts at different instants share one
+        vectorised call. A tick that nothing else precedes (no A3, no relays, no chunk losses:
+        ``_mergeable``) evaluates the pending starts in its own call instead."""
         if not self._pending:
             return
         rows = self._pending_rows()
@@ -322,23 +323,6 @@ class FluidNetwork(queries.Queries):
         if rows.size:
             self._finish(rows, causes, t)
         return False
-
-    def _exits(self, exits: np.ndarray, t: float) -> np.ndarray:
-        """Flows whose vehicles leave their discs at ``t``: hand over where another disc holds them, else relay
-        (with V2V); the rows left with neither."""
-        if self.config.handover == "drop":
-            return exits
-        flows = self.flows
-        vehicles = np.unique(flows.vehicle[exits])
-        pos, vel = self.mobility.positions_of(vehicles, t)
-        target = self.radio.handover_target(pos, vel, np.array([self._vehicles[v][0] for v in vehicles.tolist()]))
-        for v, new in zip(vehicles.tolist(), target.tolist()):
-            if new >= 0:
-                self._handover(v, new, t, rows=exits[flows.vehicle[exits] == v])
-        left = exits[np.isin(flows.vehicle[exits], vehicles[target < 0])]
-        if self._v2v is not None and left.size:  # out of every disc: through neighbours, if any
-            left = self._to_relay(left, t)
-        return left
 
     def _finish(self, rows: np.ndarray, causes: list, t: float) -> None:
         """Trigger the result events of flow ``rows`` (ok where the cause is None) in (vehicle, flow id)
@@ -427,329 +411,6 @@ class FluidNetwork(queries.Queries):
         moving = bool(vel.any())
         # relay paths are checked at ticks, so they tick on while any flow is relayed
         self._tick_at = self._next_tick(t) if (moving or self._time_varying or self._paths) else _INF
-
-    def _a3_step(self, t: float) -> None:
-        """A3 handovers due at tick ``t`` (`vfedsim.network.handover`)."""
-        flows = self.flows
-        n = flows.n
-        rows = np.flatnonzero((flows.t_resume[:n] == _INF) & (flows.relay[:n] < 0))
-        if rows.size == 0:
-            self._a3_held = {}
-            return
-        vehicles, first = np.unique(flows.vehicle[rows], return_index=True)
-        serving = flows.rsu[rows[first]]
-        pos, _ = self.mobility.positions_of(vehicles, t)
-        vi, cand = a3_candidates(self.radio.covering(pos), serving)
-        rx_serving = rx = np.zeros(0)
-        if vi.size:
-            extra = {"time_s": t} if self._time_varying else {}
-            travelled = self.mobility.travelled_m(vehicles, t)
-            rx_serving = self.radio.rsrp_dbm(vehicles, pos, serving, travelled, **extra)
-            rx = self.radio.rsrp_dbm(vehicles[vi], pos[vi], cand, travelled[vi], **extra)
-        moves, self._a3_held = a3_decisions(vehicles, vi, cand, rx, rx_serving, self._a3_held, t,
-                                            hysteresis_db=self.config.handover_hysteresis_db,
-                                            time_to_trigger_s=self.config.time_to_trigger_s)
-        for vehicle, target in moves:
-            if self.config.handover == "drop":
-                mine = np.flatnonzero(flows.vehicle[:flows.n] == vehicle)
-                self._finish(mine, ["handover_failed"] * mine.size, t)
-            else:
-                self._handover(vehicle, target, t)
-
-    # ------------------------------------------------------------------------------ moving flows
-    def _handover(self, vehicle: int, new_rsu: int, t: float, rows: np.ndarray | None = None) -> None:
-        """Move the flows of ``vehicle`` (all, or ``rows``) to ``new_rsu`` at ``t`` (continue and restart)."""
-        flows = self.flows
-        if rows is None:
-            rows = np.flatnonzero(flows.vehicle[:flows.n] == vehicle)
-        rows = rows[np.argsort(flows.fid[rows])]
-        groups = set()
-        for i in rows.tolist():
-            if flows.fin[i] < _INF:
-                groups.add(self._leave(i, t))
-            self._leave_broadcast(i, t)
-            if self.config.handover == "restart":
-                flows.done[i] = 0.0
-            flows.rsu[i], flows.grp[i] = new_rsu, 2 * new_rsu + int(flows.up[i])
-            flows.handovers[i] += 1
-            flows.rate[i], flows.outage_since[i], flows.t_outage[i] = 0.0, math.nan, _INF
-            if self.on_event is not None:
-                self.on_event("handover", time_s=t, vehicle=vehicle, rsu=new_rsu, nbytes=int(flows.nbytes[i]))
-        for g in groups:
-            self.resources.plan(g)
-        state = self._vehicles[vehicle]
-        state[0] = new_rsu
-        pause = self.config.handover_interruption_s
-        waiting = flows.t_resume[rows]  # flows still in their backhaul latency stay paused until its end
-        if pause > 0.0:
-            state[2] = t + pause
-            flows.t_resume[rows] = np.where(waiting < _INF, np.maximum(waiting, t + pause), t + pause)
-        else:
-            self._link_update(rows[waiting == _INF], t)
-        self._exit_times(rows, t)
-
-    def _move(self, i: int, rsu: int, relay: int, hops: int, t: float) -> None:
-        """Put live or paused flow row ``i`` on ``rsu`` over a relay path (``relay`` -1: direct) at ``t``."""
-        flows = self.flows
-        if flows.fin[i] < _INF:
-            self.resources.plan(self._leave(i, t))
-        flows.rsu[i], flows.grp[i] = rsu, 2 * rsu + int(flows.up[i])
-        flows.relay[i], flows.hops[i] = relay, hops
-        self._tell_relay(int(flows.vehicle[i]), rsu, int(flows.nbytes[i]), hops, t)
-
-    def _to_relay(self, rows: np.ndarray, t: float) -> np.ndarray:
-        """Put the flow ``rows`` whose vehicles just left coverage on relay paths at ``t``; the rows of
-        vehicles with no path are returned."""
-        flows = self.flows
-        vehicles = np.unique(flows.vehicle[rows]).tolist()
-        paths = self._find_paths(vehicles, t)
-        moved = []
-        for v in vehicles:
-            if v not in paths:
-                continue
-            path, rsu = paths[v]
-            mine = rows[flows.vehicle[rows] == v]
-            for i in mine.tolist():
-                if flows.fin[i] < _INF:
-                    self.resources.plan(self._leave(i, t))
-                self._leave_broadcast(i, t)
-                flows.t_exit[i] = _INF
-                self._move(i, rsu, path[-1], len(path), t)
-            self._vehicles[v][0] = rsu
-            self._paths[v] = path
-            self._link_update(mine[flows.t_resume[mine] == _INF], t)
-            moved.append(v)
-        if moved and self._tick_at == _INF:
-            self._tick_at = self._next_tick(t)
-        return rows[~np.isin(flows.vehicle[rows], moved)]
-
-    def _reroute(self, t: float) -> None:
-        """At tick ``t``: a relayed vehicle that an RSU covers again goes direct; the others take the path
-        of now (another relay, or fail ``left_coverage`` when there is none)."""
-        flows = self.flows
-        vehicles = sorted(self._paths)
-        pos, vel = self.mobility.positions_of(np.array(vehicles), t)
-        direct = self.radio.attach(pos, vel)
-        paths = self._find_paths([v for v, r in zip(vehicles, direct.tolist()) if r < 0], t)
-        lost = []
-        for k, v in enumerate(vehicles):
-            rows = np.flatnonzero(flows.vehicle[:flows.n] == v)
-            new_rsu = int(direct[k])
-            path = (v,) if new_rsu >= 0 else None
-            if path is None and v in paths:
-                path, new_rsu = paths[v]
-            if path is None:
-                lost.append(rows)
-                continue
-            if path == self._paths[v]:
-                continue
-            for i in rows.tolist():
-                self._move(i, new_rsu, path[-1] if len(path) > 1 else -1, len(path), t)
-                flows.rate[i] = 0.0
-            self._vehicles[v][0] = new_rsu
-            if len(path) > 1:
-                self._paths[v] = path
-            else:
-                del self._paths[v]
-                self._exit_times(rows, t)
-        if lost:
-            rows = np.concatenate(lost)
-            self._finish(rows, ["left_coverage"] * rows.size, t)
-
-    def _tell_relay(self, vehicle: int, rsu: int, nbytes: int, hops: int, t: float) -> None:
-        if self.on_event is not None:
-            self.on_event("relay", time_s=t, vehicle=vehicle, rsu=rsu, nbytes=nbytes, cause=f"hops={hops}")
-
-    def _exit_times(self, rows: np.ndarray, t: float) -> bool:
-        """Exact coverage-exit times and next velocity changes of flow ``rows`` from ``t``; whether any of
-        their vehicles moves."""
-        flows = self.flows
-        v = flows.vehicle[rows]
-        pos, vel = self.mobility.positions_of(v, t)
-        flows.t_exit[rows] = np.where(flows.relay[rows] >= 0, _INF, t + self.radio.time_to_exit_s(pos, vel, flows.rsu[rows]))
-        flows.vx[rows], flows.vy[rows] = vel[:, 0], vel[:, 1]
-        if self._next_change is not None:
-            turn = self._next_change(v, t)
-            flows.t_turn[rows] = np.where(turn < flows.t_trip[rows], turn, _INF)
-        return bool(vel.any())
-
-    # -------------------------------------------------------------------------------- resources
-    def _leave(self, i: int, t: float) -> int:
-        """Take live flow row ``i`` off its resource at ``t``, keeping the bytes it carried; its resource
-        (whose next completion the caller re-plans)."""
-        flows, res = self.flows, self.resources
-        g = int(flows.grp[i])
-        v = res.advance(g, t)
-        before, fin = float(flows.done[i]), float(flows.fin[i])
-        done = carried_bytes(float(flows.nbytes[i]), before, fin, v, float(flows.rate[i]))
-        flows.done[i] = done
-        flows.resent[i] += (done - before) * float(flows.loss[i])
-        flows.fin[i] = _INF
-        b = int(flows.bc[i])
-        if b >= 0:  # a broadcast is one transmission: its resource counts it once
-            self._bc_live[b] -= 1
-            if not self._bc_live[b]:
-                del self._bc_live[b]
-                res.count[g] -= 1
-        else:
-            res.count[g] -= 1
-        res.left(g, fin, flows)
-        return g
-
-    def _set_rate(self, i: int, rate: float, t: float, loss: float = 0.0) -> None:
-        """Give flow row ``i`` a new payload rate [bit/s] (and resent bytes per payload byte) at ``t``
-        (leaving and re-joining its resource; the caller re-plans it)."""
-        flows, res = self.flows, self.resources
-        if flows.fin[i] < _INF:
-            self._leave(i, t)
-        flows.rate[i], flows.loss[i] = rate, loss
-        if rate > 0.0:
-            g = int(flows.grp[i])
-            fin = res.advance(g, t) + 8.0 * (flows.nbytes[i] - flows.done[i]) / rate
-            flows.fin[i] = fin
-            flows.outage_since[i], flows.t_outage[i] = math.nan, _INF
-            b = int(flows.bc[i])
-            if b >= 0:
-                self._bc_live[b] = self._bc_live.get(b, 0) + 1
-                if self._bc_live[b] > 1:
-                    res.joined(g, fin)
-                    return
-            res.count[g] += 1
-            res.joined(g, fin)
-        else:
-            if math.isnan(flows.outage_since[i]):
-                flows.outage_since[i] = t
-            flows.t_outage[i] = flows.outage_since[i] + self.config.outage_timeout_s
-
-    def _link_update(self, rows: np.ndarray, t: float) -> None:
-        """Evaluate flow ``rows``' rates at ``t`` (in one call) and update their resources."""
-        rate, _, loss = self._rates(rows, t)
-        rate = self._broadcast_rates(rows, rate)
-        groups = set()
-        grp = self.flows.grp
-        for i, r, lo in zip(rows.tolist(), rate.tolist(), loss.tolist()):
-            self._set_rate(i, r, t, lo)
-            groups.add(int(grp[i]))
-        for g in groups:
-            self.resources.plan(g)
-
-    def _broadcast_rates(self, rows: np.ndarray, rate: np.ndarray) -> np.ndarray:
-        """The rates to give ``rows`` evaluated at ``rate`` (`vfedsim.network.broadcast.weakest_rates`)."""
-        flows = self.flows
-        bc = flows.bc[rows]
-        if not (bc >= 0).any():
-            return rate
-        flows.link[rows] = rate
-        out, flows.bc[rows] = weakest_rates(bc, rate)
-        return out
-
-    def _leave_broadcast(self, i: int, t: float) -> None:
-        """Take flow row ``i`` (not live) out of its broadcast; the rest go on at their weakest member's
-        last evaluated rate from ``t``."""
-        flows = self.flows
-        b = int(flows.bc[i])
-        if b < 0:
-            return
-        flows.bc[i] = -1
-        rest = np.flatnonzero(flows.bc[:flows.n] == b)
-        if rest.size == 0 or not (flows.fin[rest] < _INF).any():
-            return
-        rate = float(flows.link[rest].min())
-        if rate == float(flows.rate[rest[0]]):
-            return
-        for r in rest.tolist():
-            self._set_rate(r, rate, t)
-        self.resources.plan(int(flows.grp[rest[0]]))
-
-    # ------------------------------------------------------------------------------------- link rates
-    def _rates(self, rows: np.ndarray, t: float | np.ndarray, first: int = 0
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Payload rates [bit/s] of flow ``rows`` at ``t`` (full band, backhaul-capped), the velocities of the
-        vehicles of ``rows[first:]`` and the resent bytes per payload byte (chunk losses). ``rows[:first]``
-        get their first rates: at their starts (``t`` is then an array of them, or the first rows' are
-        taken from the table), where they were then."""
-        flows, mob, radio = self.flows, self.mobility, self.radio
-        v = flows.vehicle[rows]
-        early = rows[:first]
-        pos, travelled = np.stack((flows.px[early], flows.py[early]), axis=1), flows.travelled[early]
-        vel = np.zeros((0, 2))
-        time: float | np.ndarray = t
-        if first < rows.size:
-            later = v[first:]
-            now_pos, vel = mob.positions_of(later, t)
-            pos, travelled = np.concatenate((pos, now_pos)), np.concatenate((travelled, mob.travelled_m(later, t)))
-            if first:
-                time = np.concatenate((flows.start[early], np.full(later.size, t)))
-        elif np.ndim(t) == 0:
-            time = flows.start[early]
-        extra = {"time_s": time} if self._time_varying else {}
-        rsu, up, bw = flows.rsu[rows], flows.up[rows].astype(bool), flows.bandwidth_hz[rows]
-        if self._chunk is None:
-            rate = radio.rate_bps(v, pos, rsu, travelled, uplink=up, bandwidth_hz=bw, **extra)
-            loss = np.zeros(rate.shape)
-        else:
-            if hasattr(radio, "rate_and_per"):  # the PHY rate of the link's MCS and its packet error rate
-                phy, per = radio.rate_and_per(v, pos, rsu, travelled, uplink=up, bandwidth_hz=bw, goodput=False,
-                                              **extra)
-            else:
-                snr = radio.snr_db(v, pos, rsu, travelled, uplink=up, bandwidth_hz=bw, **extra)
-                usable = snr >= radio.min_usable_snr_db
-                safe = np.where(usable, snr, radio.profile.min_snr_db)
-                phy = np.where(usable, rate_from_snr_bps(radio.profile, bw, safe, goodput=False), 0.0)
-                per = per_from_snr(radio.profile, safe)
-            rate, loss = lossy_rates(phy, per, flows.nbytes[rows] - flows.done[rows], self._chunk,
-                                     [self._streams[f] for f in flows.fid[rows].tolist()])
-            member = flows.bc[rows] >= 0
-            if member.any():  # a broadcast has no per-receiver resends: its members use the goodput
-                rate[member] = radio.rate_bps(v[member], pos[member], rsu[member], travelled[member],
-                                              uplink=up[member], bandwidth_hz=bw[member], **extra)
-                loss[member] = 0.0
-        relayed = flows.relay[rows] >= 0
-        if relayed.any():  # the path's bottleneck: its V2V hops and the relay's own RSU link (a relayed start
-            # is evaluated at its own instant, so t is now)
-            now = self.env.now
-            rate = np.array(rate, dtype=np.float64)
-            rate[relayed] = self._path_rates(rows[relayed], now, {"time_s": now} if self._time_varying else {})
-            loss[relayed] = 0.0
-        return capped(rate, self._cap), vel, loss
-
-    def _path_rates(self, rows: np.ndarray, t: float, extra: dict) -> np.ndarray:
-        """[bit/s] the rates of relayed flow ``rows`` at ``t``: the minimum of their paths' V2V hops and
-        their relays' RSU links (one flow on the relay's RSU resource; V2V hops share nothing)."""
-        flows, mob, radio = self.flows, self.mobility, self.radio
-        out = np.zeros(rows.size)
-        for k, i in enumerate(rows.tolist()):
-            path = np.array(self._paths[int(flows.vehicle[i])])
-            pos, _ = mob.positions_of(path, t)
-            bw = float(flows.bandwidth_hz[i])
-            hop = hop_bottleneck_bps(radio.profile, pos, bw, radio.min_usable_snr_db)
-            relay = path[-1:]
-            direct = float(radio.rate_bps(relay, pos[-1:], flows.rsu[i:i + 1], mob.travelled_m(relay, t),
-                                          uplink=bool(flows.up[i]), bandwidth_hz=bw, **extra)[0])
-            out[k] = min(hop, direct)
-        return out
-
-    def _find_paths(self, vehicles: Any, t: float) -> dict[int, tuple[tuple[int, ...], int]]:
-        """Relay paths at ``t`` of the (uncovered, on-road) ``vehicles`` (`vfedsim.network.relay.relay_paths`
-        over the uplink band): a vehicle relays to the RSU it would attach to (`vfedsim.world.radio.Radio.attach`)
-        or that its own flows use; a relayed vehicle relays no one."""
-        wanted = [int(v) for v in np.asarray(vehicles, dtype=np.int64).reshape(-1)]
-        if not wanted:
-            return {}
-        trips, cfg = self.mobility.trips, self._v2v
-        ids = np.flatnonzero((trips.t_enter_s <= t) & (t < trips.t_exit_s))
-        pos, vel = self.mobility.positions_of(ids, t)
-        # only vehicles within max_hops x range of a wanted one can be on its paths
-        near = near_any(pos, pos[np.isin(ids, wanted)], cfg.max_hops * cfg.range_m)
-        ids, pos, vel = ids[near], pos[near], vel[near]
-        rsu = self.radio.attach(pos, vel) if ids.size else np.zeros(0, dtype=np.int64)
-        for k, v in enumerate(ids.tolist()):
-            state = self._vehicles.get(v)
-            if state is not None:
-                rsu[k] = state[0] if v not in self._paths else -1
-        return relay_paths(ids, pos, rsu, wanted, profile=self.radio.profile, bandwidth_hz=self.uplink_hz,
-                           min_usable_snr_db=self.radio.min_usable_snr_db, range_m=cfg.range_m,
-                           max_hops=cfg.max_hops)
 
     def _result(self, ok: bool, cause: str | None, vehicle: int, direction: str, nbytes: int, done: float,
                 start: float, rsu: int, handovers: int, end_s: float, *, hops: int = 1,
