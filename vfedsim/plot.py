@@ -161,6 +161,9 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                                         xlabel="simulated time [s]", labels=lines,
                                         title=f"{title}: mean accuracy by sensor suite"),
                          plots / "accuracy_by_suite.png"))
+    from .netfigures import plot_network  # the network: timeline, road map, drops by cause, air traffic
+
+    out += plot_network(run_dir, missing_ok=True)
     return out
 
 

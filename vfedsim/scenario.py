@@ -861,8 +861,19 @@ Strategy = Annotated[Union[AsyncStrategy, HierarchicalStrategy, SyncStrategy], F
 
 
 class OutputConfig(Frozen):
+    """What a run writes besides its tables (see docs/outputs.md).
+
+    ``tracks``: which vehicles' positions go to ``tracks.csv`` (sampled every ``track_period_s`` [s] while on
+    the road, for the network figures): ``selected`` (vehicles selected at least once), ``all`` or ``none``.
+    ``tensorboard``: also log every rounds.csv scalar per round to TensorBoard in ``<run>/tensorboard``
+    (``pip install 'vfedsim[tensorboard]'``).
+    """
+
     plots: bool = True
     events_format: Literal["csv", "parquet"] = "csv"
+    tracks: Literal["selected", "all", "none"] = "selected"
+    track_period_s: PositiveFloat = 1.0
+    tensorboard: bool = False
 
 
 class Scenario(Frozen):
