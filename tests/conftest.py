@@ -40,9 +40,9 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     calls: list[str] = []
 
-    def recording(scenario, *, out_dir, progress=True):
+    def recording(scenario, *, out_dir, progress=True, **options):
         calls.append(Path(out_dir).name)
-        return fake_run(scenario, out_dir=out_dir, progress=progress)
+        return fake_run(scenario, out_dir=out_dir, progress=progress, **options)
 
     monkeypatch.setattr(engine, "run", recording)
     return calls

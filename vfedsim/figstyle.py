@@ -12,14 +12,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["SINGLE_COLUMN_IN", "DOUBLE_COLUMN_IN", "DPI", "FORMATS", "RC", "PHASE_COLOURS", "PHASE_LABELS",
-           "CAUSE_COLOURS", "styled", "render", "legend_outside", "save", "check_format", "colour_of", "linestyle_of", "LINESTYLES"]
+           "CAUSE_COLOURS", "styled", "render", "legend_outside", "save", "capture", "check_format", "colour_of", "linestyle_of", "LINESTYLES"]
 
 SINGLE_COLUMN_IN = 3.5
 """[in] one column of a two-column paper (IEEE: 3.5 in; ACM: 3.33 in)."""
@@ -85,6 +87,30 @@ def check_format(fmt: str) -> str:
     return value
 
 
+_CAPTURE: ContextVar[list[tuple[str, Figure]] | None] = ContextVar("vfedsim_capture_figures", default=None)
+
+
+@contextmanager
+def capture() -> Iterator[list[tuple[str, Figure]]]:
+    """Within this block, `save` (and `vfedsim.plot`'s figures) write nothing: they append ``(file name,
+    figure)`` to the yielded list instead (the HTML report draws the same figures in memory this way)."""
+    figures: list[tuple[str, Figure]] = []
+    token = _CAPTURE.set(figures)
+    try:
+        yield figures
+    finally:
+        _CAPTURE.reset(token)
+
+
+def captured(fig: Figure, path: Path) -> bool:
+    """Whether ``fig`` went to an active `capture` (then nothing is to be written)."""
+    figures = _CAPTURE.get()
+    if figures is None:
+        return False
+    figures.append((path.name, fig))
+    return True
+
+
 def save(fig: Figure, path: str | Path, *, fmt: str | None = None) -> Path:
     """Write ``fig`` to ``path`` (the suffix is replaced by ``.<fmt>`` when ``fmt`` is given) atomically."""
     import matplotlib
@@ -92,6 +118,8 @@ def save(fig: Figure, path: str | Path, *, fmt: str | None = None) -> Path:
     path = Path(path)
     if fmt is not None:
         path = path.with_suffix("." + check_format(fmt))
+    if captured(fig, path):
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas = FigureCanvasAgg(fig)
     kind = path.suffix.lstrip(".").lower() or "png"

@@ -13,6 +13,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,25 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+_FORMAT: ContextVar[str] = ContextVar("vfedsim_figure_format", default="png")
+"""The figure format that the current `plot_run` / `plot_sweep` / `plot_directory` call writes (``fmt``)."""
+
+
+def _use_format(fmt: str) -> None:
+    from .figstyle import check_format
+
+    _FORMAT.set(check_format(fmt))
+
+
 def _save(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` (format from the suffix, PNG by default) through a temporary file and a rename."""
+    """Write ``fig`` (format from the suffix, PNG by default; a ``.png`` name takes the current call's
+    ``fmt``) through a temporary file and a rename."""
+    if path.suffix == ".png" and _FORMAT.get() != "png":
+        path = path.with_suffix("." + _FORMAT.get())
+    from .figstyle import captured
+
+    if captured(fig, path):  # drawn for the HTML report, in memory
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas = FigureCanvasAgg(fig)
     fmt = path.suffix.lstrip(".").lower()
@@ -128,8 +146,8 @@ def _key_label(key: str) -> tuple[str, str, float]:
 
 
 # ---------------------------------------------------------------------------------------------- runs
-def plot_run(run_dir: str | Path) -> list[Path]:
-    """Draw a run's figures into ``run_dir/plots``; returns the files written.
+def plot_run(run_dir: str | Path, *, fmt: str = "png") -> list[Path]:
+    """Draw a run's figures into ``run_dir/plots`` as ``fmt`` (png, pdf or svg); returns the files written.
 
     ``accuracy_vs_time.png``: each task's accuracy (solid) and macro-F1 (dashed) against simulated time [s];
     ``accuracy_vs_uplink_bytes.png``: the same against cumulative uplink traffic [MB]. Round 0 (the
@@ -137,6 +155,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     whose suites lack some modality), ``accuracy_by_suite.png``: the mean over classification tasks against
     simulated time, with every modality and as each suite's vehicles run the model.
     """
+    _use_format(fmt)
     run_dir = Path(run_dir)
     rounds = _read_csv(run_dir / "rounds.csv", "run")
     tasks = tasks_in(rounds.columns)
@@ -163,7 +182,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                          plots / "accuracy_by_suite.png"))
     from .netfigures import plot_network  # the network: timeline, road map, drops by cause, air traffic
 
-    out += plot_network(run_dir, missing_ok=True)
+    out += plot_network(run_dir, missing_ok=True, fmt=fmt)
     return out
 
 
@@ -239,7 +258,7 @@ def _split_keys(table: pd.DataFrame, grid_keys: Sequence[str], hue: str | None, 
 
 
 def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = DEFAULT_HUE,
-               metric: str = "accuracy") -> list[Path]:
+               metric: str = "accuracy", fmt: str = "png") -> list[Path]:
     """Draw every task's ``metric`` against ``x``, one line per ``hue`` value; returns the files written.
 
     ``x`` a grid key: the *final* metric of each run against the key's values. One subplot per task; each
@@ -259,6 +278,7 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
     the default and not a grid key, the lines are split by the other grid keys only. The pretrained (round 0)
     value is a dotted grey line where the sweep's rounds.csv has it.
     """
+    _use_format(fmt)
     sweep_dir = Path(sweep_dir)
     results = _read_csv(sweep_dir / "results.csv", "sweep")
     experiment = _read_yaml(sweep_dir / "experiment.yaml")
@@ -613,11 +633,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------- any dir, channel
 def plot_directory(path: str | Path, *, x: str | None = None, hue: str | None = None,
-                   metric: str = "accuracy") -> list[Path]:
-    """A sweep directory (has results.csv) -> `plot_sweep`; a run directory (has rounds.csv) -> `plot_run`."""
+                   metric: str = "accuracy", fmt: str = "png") -> list[Path]:
+    """A sweep directory (has results.csv) -> `plot_sweep`; a run directory (has rounds.csv) -> `plot_run`;
+    figures as ``fmt`` (png, pdf or svg)."""
     path = Path(path)
     if (path / "results.csv").is_file():
-        kwargs: dict[str, Any] = {"metric": metric}
+        kwargs: dict[str, Any] = {"metric": metric, "fmt": fmt}
         if x is not None:
             kwargs["x"] = x
         elif DEFAULT_X not in _sweep_grid_keys(path):
@@ -631,7 +652,7 @@ def plot_directory(path: str | Path, *, x: str | None = None, hue: str | None = 
     if (path / "rounds.csv").is_file():
         if x is not None or hue is not None:
             raise ScenarioError("--x", "--x and --hue apply to sweep directories only")
-        return plot_run(path)
+        return plot_run(path, fmt=fmt)
     raise ScenarioError("DIR", f"{str(path)!r} is neither a run directory (rounds.csv) "
                                "nor a sweep directory (results.csv)")
 
@@ -677,4 +698,5 @@ def plot_link_budget(budget: Mapping[str, Sequence[float]], path: str | Path, *,
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize="small", loc="upper right")
     ax.set_title(title or "median link budget")
+    _use_format("png")  # the name's own suffix decides
     return _save(fig, Path(path))

@@ -69,7 +69,7 @@ def _read_events(run_dir: Path) -> Any:
     else:
         return None
     if "cause" in events.columns:  # an empty cause is "" (CSV reads it back as NaN)
-        events["cause"] = events["cause"].fillna("").astype(str)
+        events["cause"] = events["cause"].astype(object).where(events["cause"].notna(), "").astype(str)
     return events
 
 

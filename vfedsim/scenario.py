@@ -900,13 +900,16 @@ class Scenario(Frozen):
 
 # ------------------------------------------------------------------------------------ channel profiles
 REPO_CHANNELS = Path(__file__).resolve().parent.parent / "channels"
+PACKAGED_CHANNELS = Path(__file__).resolve().parent / "_examples" / "channels"  # in a wheel (vfedsim/examples.py)
 
 
 def channel_dirs() -> list[Path]:
     """Where profiles are looked up by name: ``$VFEDSIM_CHANNELS`` (os.pathsep-separated), the source
-    tree's ``channels/``, then the installed ``share/vfedsim/channels``."""
+    tree's ``channels/``, the package's ``_examples/channels`` (a wheel install), then the installed
+    ``share/vfedsim/channels``. A scenario file's own ``channels/`` folder, or its parent's (a folder made
+    by ``vfedsim init``), is searched before all of these."""
     dirs = [Path(p) for p in os.environ.get("VFEDSIM_CHANNELS", "").split(os.pathsep) if p]
-    dirs += [REPO_CHANNELS, Path(sys.prefix) / "share" / "vfedsim" / "channels"]
+    dirs += [REPO_CHANNELS, PACKAGED_CHANNELS, Path(sys.prefix) / "share" / "vfedsim" / "channels"]
     return [d for d in dirs if d.is_dir()]
 
 
@@ -941,7 +944,8 @@ def _find_profile(name: str, base_dir: Path | None) -> Path:
         if not path.is_file():
             raise ScenarioError("world.channel.profile", f"profile file not found: {str(path)!r}")
         return path
-    for d in channel_dirs():
+    local = [base_dir / "channels", base_dir.parent / "channels"] if base_dir is not None else []
+    for d in [*(d for d in local if d.is_dir()), *channel_dirs()]:
         path = d / f"{name}.yaml"
         if path.is_file():
             return path

@@ -28,7 +28,7 @@ from typing import Any
 
 from .errors import VfedsimError
 
-__all__ = ["TensorBoardLogger", "log_run_dir", "tag_of_column", "column_of_tag", "INSTALL_HINT"]
+__all__ = ["TensorBoardLogger", "log_run_dir", "require_tensorboard", "tag_of_column", "column_of_tag", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'vfedsim[tensorboard]'"
 
@@ -43,9 +43,14 @@ def column_of_tag(tag: str) -> str:
     return tag[len("run/"):] if tag.startswith("run/") else tag.replace("/", ".")
 
 
-def _writer(log_dir: Path) -> Any:
+def require_tensorboard() -> None:
+    """A `VfedsimError` naming the pip install when the ``tensorboard`` package is missing."""
     if importlib.util.find_spec("tensorboard") is None:
         raise VfedsimError(f"TensorBoard logging needs the tensorboard package: {INSTALL_HINT}")
+
+
+def _writer(log_dir: Path) -> Any:
+    require_tensorboard()
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(log_dir=str(log_dir), flush_secs=10)
