@@ -46,3 +46,16 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(engine, "run", recording)
     return calls
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, _session_cache) -> Path:
+    """One finished run of tiny.yaml (slow network so that transfers take seconds, tracks of all vehicles),
+    shared read-only by the tests of the run's files, figures, report and loading API."""
+    import vfedsim
+
+    scenario = vfedsim.load_scenario(SCENARIOS / "tiny.yaml", overrides=[
+        "world.channel.bandwidth_hz=5e4", "output.tracks=all", "strategy.rounds=2"])
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    vfedsim.run(scenario, out_dir=out, progress=False)
+    return out

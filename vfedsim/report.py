@@ -143,7 +143,7 @@ def run_report(run_dir: str | Path) -> str:
     final = {k: v for k, v in final.items() if not k.startswith("bytes_up.")}  # traffic, not a metric
     if final:
         metrics = pd.DataFrame({"pretrained": pd.Series(pre, dtype=float), "final": pd.Series(final, dtype=float),
-                                "best": pd.Series(best, dtype=float)})
+                                "best": pd.Series(best, dtype=float)}).loc[list(final)]
         metrics["change"] = metrics["final"] - metrics["pretrained"]
         metrics.index.name = "metric"
         body += ["<h2>Metrics</h2>", _table(metrics.reset_index())]

@@ -62,6 +62,8 @@ class TensorBoardLogger:
     def __init__(self, log_dir: str | Path, *, config_text: str | None = None) -> None:
         self.log_dir = Path(log_dir)
         self._w = _writer(self.log_dir)
+        self._seen: set[str] = set()
+        self._steps: list[tuple[int, float]] = []
         if config_text:
             # four-space indentation: TensorBoard renders text as Markdown, this keeps the YAML as code
             self._w.add_text("config", "\n".join("    " + line for line in config_text.splitlines()), 0,
@@ -81,9 +83,19 @@ class TensorBoardLogger:
         return cls(log_dir, config_text=yaml.safe_dump(scenario.to_dict(), sort_keys=False))
 
     def log_row(self, row: Mapping[str, Any]) -> None:
-        """Every numeric, non-empty value of one rounds.csv row (see the module docstring)."""
+        """Every numeric, non-empty value of one rounds.csv row (see the module docstring).
+
+        A module byte column (``bytes_up.<module>``) appears in the recorder's rows from the first upload
+        that carries the module on, and rounds.csv holds 0 for it before: those zeros are logged when it
+        first appears, so that TensorBoard holds exactly rounds.csv."""
         step = int(row["round"])
         walltime = float(row.get("sim_time_s", step))
+        for column in row:
+            if str(column).startswith("bytes_up.") and column not in self._seen:
+                for earlier, at in self._steps:
+                    self._w.add_scalar(tag_of_column(str(column)), 0.0, global_step=earlier, walltime=at)
+        self._seen.update(row)
+        self._steps.append((step, walltime))
         for column, value in row.items():
             if column == "round" or isinstance(value, (str, bool)) or value is None:
                 continue
