@@ -127,3 +127,25 @@ def test_load_sweep(tmp_path: Path, runs) -> None:
     assert sweep.runs[first.out_dir.name] is first  # read once
     with pytest.raises(ScenarioError, match="it is a run directory: use load_run"):
         vfedsim.load_sweep(first.out_dir)
+
+
+def test_world_and_tracks_are_byte_identical_for_the_same_seed(tmp_path: Path) -> None:
+    scenario = vfedsim.load_scenario(REPO / "scenarios" / "sumo-grid.yaml", overrides=["strategy.rounds=1"])
+    for name in ("a", "b"):
+        vfedsim.run(scenario, out_dir=tmp_path / name, progress=False)
+    for file in ("world.json", "tracks.csv", "events.csv", "rounds.csv"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+    world = json.loads((tmp_path / "a" / "world.json").read_text())
+    assert world["road"]["kind"] == "trace" and world["channel"]["profile"] == "urban-grid"
+
+
+def test_a_sweep_shows_one_bar_over_its_runs(tmp_path: Path, runs, capsys) -> None:
+    from sweep_fakes import BW, write_experiment
+
+    from vfedsim.sweep import load_experiment, run_sweep
+
+    exp = load_experiment(write_experiment(tmp_path, {"grid": {BW: [2e5, 1e6]}, "seeds": [0, 1]}))
+    run_sweep(exp, out_dir=tmp_path / "s", progress=True)
+    err = capsys.readouterr().err
+    assert "sweep exp: 2 points x 2 seeds = 4 runs" in err
+    assert "4/4" in err and "run" in err and "rounds" not in err  # one bar over runs, no per-run bars

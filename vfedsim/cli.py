@@ -76,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "  events.csv     one row per transfer/training event (or events.parquet)\n"
                 "  vehicles.csv   one row per vehicle\n"
                 "  config.yaml    the fully resolved scenario\n"
-                "  summary.json   final and pretrained metrics, drops by cause\n"
-                "  plots/         accuracy vs simulated time and vs uplink traffic\n"
+                "  tracks.csv     vehicles' positions over time (output.tracks), for the road map\n"
+                "  world.json     road geometry, RSU sites, coverage radius\n"
+                "  summary.json   final and pretrained metrics, drops by cause (written last)\n"
+                "  plots/         accuracy vs simulated time and uplink traffic; the network: per-vehicle\n"
+                "                 timeline, road map, drops by cause, bytes on the air per RSU\n"
+                "  report.html    all of it in one self-contained page (opens offline)\n"
                 "Prints the run directory and the final metrics against the pretrained model.")
     p.add_argument("scenario", metavar="SCENARIO.yaml", help="scenario file (see scenarios/)")
     p.add_argument("--out", metavar="DIR", type=Path,

@@ -153,7 +153,9 @@ def plot_run(run_dir: str | Path, *, fmt: str = "png") -> list[Path]:
     ``accuracy_vs_uplink_bytes.png``: the same against cumulative uplink traffic [MB]. Round 0 (the
     pretrained model, before any aggregation) is marked with a star. With per-sensor-suite metrics (a fleet
     whose suites lack some modality), ``accuracy_by_suite.png``: the mean over classification tasks against
-    simulated time, with every modality and as each suite's vehicles run the model.
+    simulated time, with every modality and as each suite's vehicles run the model. Then the network
+    figures of `vfedsim.netfigures.plot_network` (timeline, road map, drops by cause, air traffic), for a
+    finished run with events.
     """
     _use_format(fmt)
     run_dir = Path(run_dir)
