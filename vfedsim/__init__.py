@@ -7,6 +7,7 @@ The public API (imports are lazy, so ``import vfedsim`` stays light)::
     result = vfedsim.run(scenario, out_dir="runs/demo")
     result.rounds                      # pandas DataFrame of rounds.csv
     vfedsim.plot_run(result.out_dir)   # accuracy vs simulated time and vs uplink bytes
+    vfedsim.simulate_transfers(scenario, transfers)  # the network alone: a DataFrame of transfers in and out
 
 Extension registries (register your own with ``@vfedsim.SELECTORS.register("name")``): SELECTORS,
 AGGREGATORS, STRATEGIES, MOBILITY.
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__", "load_scenario", "run", "run_sweep", "load_experiment", "plot_run", "plot_sweep",
     "Scenario", "RunResult", "ScenarioError", "VfedsimError", "SELECTORS", "AGGREGATORS", "STRATEGIES",
-    "MOBILITY", "load_plugins",
+    "MOBILITY", "load_plugins", "simulate_transfers",
 ]
 
 _WHERE = {
@@ -30,6 +31,7 @@ _WHERE = {
     "Scenario": "scenario", "ScenarioError": "errors", "VfedsimError": "errors",
     "SELECTORS": "policies", "AGGREGATORS": "policies", "STRATEGIES": "strategies",
     "MOBILITY": "world.mobility", "load_plugins": "registry",
+    "simulate_transfers": "nettool",
 }
 
 
