@@ -11,10 +11,12 @@ Kinds of case:
 * ``static``: N vehicles standing at 50-400 m from the RSU, each uploading ``payload`` bytes over TCP
   (``BulkSendApplication``, ``MaxBytes``) from t = 0; the completion time of each is taken at the RSU's
   ``PacketSink`` when its last byte arrives.
-* ``driveby``: one vehicle starts 300 m before the RSU, inside its range, and drives past it at a constant
-  speed, uploading without end; the bytes that reach the sink before the link is lost are the result.
-* ``udp``: N vehicles saturate the channel with UDP (1472-byte datagrams, offered load twice the PHY rate);
-  the sink's throughput over [1, 6] s is compared with Bianchi's model.
+* ``driveby``: one vehicle starts 300 m before the RSU (also: 1000 m; or two vehicles 30 m apart), inside
+  its range, and drives past it at a constant speed, uploading without end; the bytes that reach the sink
+  before the link is lost are the result.
+* ``udp``: N vehicles on a circle of 100 m around the RSU (all at one distance: no capture) saturate the
+  channel with UDP (1472-byte datagrams, offered load twice the PHY rate); the sink's throughput over
+  [1, 6] s is compared with Bianchi's model.
 
 Bytes are counted at the sink in a small C++ callback compiled through cppyy (not per packet in Python).
 
@@ -65,6 +67,7 @@ class Case:
     payload: int = 0  # [B] per vehicle (0: unlimited)
     speed_mps: float = 0.0
     stop_s: float = 0.0  # [s] when ns-3 stops (0: when every transfer has completed, at most 900 s)
+    y_m: tuple[float, ...] = ()  # each vehicle's y (default: all on the lane at LANE_Y_M)
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -95,14 +98,28 @@ def grid(*, edge_m: dict[float, float]) -> list[Case]:
             cases.append(Case(case=f"driveby-{mbps}M-{speed:g}mps", kind="driveby", rate_bps=rate,
                               x_m=(DRIVEBY_START_M,), speed_mps=speed,
                               stop_s=(edge_m[rate] - DRIVEBY_START_M) / speed))
+        # beyond the issue's grid: a longer approach, and two vehicles 30 m apart sharing the RSU
+        cases.append(Case(case=f"driveby-{mbps}M-25mps-from1000m", kind="driveby", rate_bps=rate, x_m=(-1000.0,),
+                          speed_mps=25.0, stop_s=(edge_m[rate] + 1000.0) / 25.0))
+        cases.append(Case(case=f"driveby-{mbps}M-30mps-2veh", kind="driveby", rate_bps=rate,
+                          x_m=(DRIVEBY_START_M, DRIVEBY_START_M - 30.0), speed_mps=30.0,
+                          stop_s=(edge_m[rate] - DRIVEBY_START_M + 30.0) / 30.0))
         for n in (1, 2, 5, 10, 20):
-            cases.append(Case(case=f"udp-{mbps}M-n{n}", kind="udp", rate_bps=rate, x_m=static_positions(n),
-                              stop_s=6.0))
-    for rate in (3e6, 9e6, 18e6, 27e6):  # the other MCS, beyond the issue's grid: they test the interpolation
-        for n in (1, 5):
-            cases.append(Case(case=f"static-{rate / 1e6:g}M-n{n}-1000k", kind="static", rate_bps=rate,
-                              x_m=static_positions(n), payload=1_000_000))
+            x, y = circle_positions(n)
+            cases.append(Case(case=f"udp-{mbps}M-n{n}", kind="udp", rate_bps=rate, x_m=x, y_m=y, stop_s=6.0))
+    for rate in (3e6, 9e6, 18e6, 27e6):  # the other MCS, beyond the issue's grid
+        for n, payload in ((1, 1_000_000), (5, 1_000_000), (5, 5_000_000)):
+            cases.append(Case(case=f"static-{rate / 1e6:g}M-n{n}-{payload // 1000}k", kind="static", rate_bps=rate,
+                              x_m=static_positions(n), payload=payload))
     return cases
+
+
+def circle_positions(n: int, radius_m: float = 100.0) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(x, y) [m] of n vehicles evenly on a circle around the RSU: every one at the same distance, so that no
+    frame survives a collision by being stronger (Bianchi's model has no capture)."""
+    angle = 2.0 * np.pi * np.arange(n) / n
+    return (tuple(float(v) for v in np.round(radius_m * np.cos(angle), 6)),
+            tuple(float(v) for v in np.round(radius_m * np.sin(angle), 6)))
 
 
 _CPP = r"""
@@ -218,7 +235,8 @@ def run_case(case: Case, profile, *, seed: int = 1) -> list[dict]:
         if i == 0:
             m.SetPosition(ns.Vector(0.0, 0.0, RSU_HEIGHT_M))
         else:
-            m.SetPosition(ns.Vector(case.x_m[i - 1], LANE_Y_M, 0.0))
+            y = case.y_m[i - 1] if case.y_m else LANE_Y_M
+            m.SetPosition(ns.Vector(case.x_m[i - 1], y, 0.0))
             nodes.Get(i).GetObject[ns.ConstantVelocityMobilityModel]().SetVelocity(ns.Vector(case.speed_mps, 0, 0))
     ns.InternetStackHelper().Install(nodes)
     addresses = ns.Ipv4AddressHelper()
@@ -260,7 +278,8 @@ def run_case(case: Case, profile, *, seed: int = 1) -> list[dict]:
         done = float(cpp.counter.done[ip]) if cpp.counter.done.count(ip) else math.nan
         last = float(cpp.counter.last[ip]) if cpp.counter.last.count(ip) else math.nan
         rows.append({"case": case.case, "kind": case.kind, "rate_bps": case.rate_bps, "n": case.n,
-                     "vehicle": i, "x_m": case.x_m[i], "speed_mps": case.speed_mps, "payload": case.payload,
+                     "vehicle": i, "x_m": case.x_m[i], "y_m": case.y_m[i] if case.y_m else LANE_Y_M,
+                     "speed_mps": case.speed_mps, "payload": case.payload,
                      "stop_s": case.stop_s, "bytes_rx": got, "end_s": done, "last_rx_s": last,
                      "ns3_wall_s": round(wall, 4)})
     ns.Simulator.Destroy()

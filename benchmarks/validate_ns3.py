@@ -13,10 +13,10 @@ MCS: the ns-3 set-up). Three steps, each a subcommand:
     # 3. wall time of ns-3 and of vfedsim on the same few cases, side by side
     /work/bin/timed python benchmarks/validate_ns3.py timing
 
-Calibration part: the static 1 MB cases (every N, both MCS) fit the MAC efficiency of 6 and 12 Mbit/s, and
-the drive-bys at 20 and 30 m/s fit ``mcs_snr_offset_db``. Hold-out: the static 100 kB and 5 MB cases, the
-drive-bys at 25 and 35 m/s, and the 1 MB cases at 3, 9, 18 and 27 Mbit/s, whose efficiency is interpolated
-(the airtime model 1/eta - 1 = alpha R + beta through the two fitted MCS), not fitted.
+Calibration part: the static 1 MB cases (every N) fit the MAC efficiency of each MCS they use (3, 6, 9, 12, 18
+and 27 Mbit/s; 4.5 and 24 Mbit/s are interpolated), and the drive-bys at 20 and 30 m/s fit
+``mcs_snr_offset_db`` of 6 and 12 Mbit/s (`spread_offsets` gives the other MCS theirs). Hold-out: the static 100 kB and
+5 MB cases; the drive-bys at 25 and 35 m/s, one that starts 1000 m before the RSU and one of two vehicles.
 """
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ PROFILE = "ieee80211p"
 TCP_SEGMENT_BYTES = 1448
 CALIBRATION_PAYLOAD = 1_000_000
 CALIBRATION_SPEEDS = (20.0, 30.0)
-FITTED_RATES = (6e6, 12e6)
 DRIVEBY_BYTES = 10 ** 12  # [B] "without end": more than any drive-by carries
 
 
@@ -48,14 +47,13 @@ def comparison_profile(rate_bps: float, **overrides) -> dict:
     """The ``world.channel`` mapping of a case: the ieee80211p profile with the median LOS path loss, no
     shadowing or fading, and ``rate_bps``'s MCS fixed (its minimum SNR is the coverage edge)."""
     from vfedsim.scenario import load_channel_profile
-    from vfedsim.world.channel import MCS_TABLES
+    from vfedsim.world.channel import MCS_TABLES, profile_mcs_table
 
-    rates = MCS_TABLES["ieee80211p"].rates_bps
-    mcs = rates.index(rate_bps)
+    mcs = MCS_TABLES["ieee80211p"].rates_bps.index(rate_bps)
     base = {"profile": PROFILE, "los_model": "none", "shadowing_std_db": 0.0, "fading": {"model": "none"},
             "mcs_fixed": mcs, **overrides}
-    offset = load_channel_profile(PROFILE, {k: v for k, v in base.items() if k != "profile"}).mcs_snr_offset_db
-    base["min_snr_db"] = MCS_TABLES["ieee80211p"].min_snr_db[mcs] + offset
+    profile = load_channel_profile(PROFILE, {k: v for k, v in base.items() if k != "profile"})
+    base["min_snr_db"] = profile_mcs_table(profile).min_snr_db[mcs]
     return base
 
 
@@ -78,14 +76,21 @@ def edge_m() -> dict[float, float]:
 def cmd_ns3(args: argparse.Namespace) -> int:
     cases = grid(edge_m=edge_m())
     if args.only:
-        cases = [c for c in cases if args.only in c.case]
+        cases = [c for c in cases if any(part in c.case for part in args.only.split(","))]
     print(f"{len(cases)} ns-3 cases", flush=True)
     t0 = time.perf_counter()
     rows = run_cases(cases, ns3_profile(), seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
+    table = pd.DataFrame(rows)
+    if args.merge and out.is_file():  # replace the re-run cases' rows, keep the others
+        old = pd.read_csv(out)
+        table = pd.concat([old[~old["case"].isin(table["case"])], table], ignore_index=True)
+        order = {c.case: k for k, c in enumerate(grid(edge_m=edge_m()))}
+        table = table.sort_values(["case", "vehicle"], key=lambda s: s.map(order) if s.name == "case" else s,
+                                  kind="stable")
+    table.to_csv(tmp, index=False)
     tmp.replace(out)
     print(f"wrote {out} ({len(rows)} rows) in {time.perf_counter() - t0:.0f} s")
     return 0
@@ -135,44 +140,96 @@ def compare_rows(ns3: pd.DataFrame, channels: dict[float, dict]) -> pd.DataFrame
 
 def part_of(case: Case) -> str:
     if case.kind == "static":
-        fitted = case.payload == CALIBRATION_PAYLOAD and case.rate_bps in FITTED_RATES
-        return "calibration" if fitted else "hold-out"
-    return "calibration" if case.speed_mps in CALIBRATION_SPEEDS else "hold-out"
+        return "calibration" if case.payload == CALIBRATION_PAYLOAD else "hold-out"
+    single = case.n == 1 and case.x_m[0] == DRIVEBY_START_M
+    return "calibration" if single and case.speed_mps in CALIBRATION_SPEEDS else "hold-out"
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Median, 90th percentile and maximum of |relative error| per part and kind."""
-    t = table.assign(abs_err=table["rel_err"].abs())
-    return t.groupby(["part", "kind"])["abs_err"].agg(
-        transfers="size", median=lambda e: e.median(), p90=lambda e: e.quantile(0.9), max="max")
+    """Median, 90th percentile and maximum of |relative error| per part and kind, and per payload."""
+    t = table.assign(abs_err=table["rel_err"].abs(),
+                     what=np.where(table["kind"] == "static", "static " + (table["payload"] // 1000).astype(str) + " kB",
+                                   "drive-by"))
+    agg = dict(transfers="size", median=lambda e: e.median(), p90=lambda e: e.quantile(0.9), max="max")
+    static = t[t["kind"] == "static"].groupby("part")["abs_err"].agg(**agg)
+    static.index = pd.MultiIndex.from_tuples([(p, "static (all)") for p in static.index])
+    by_what = t.groupby(["part", "what"])["abs_err"].agg(**agg)
+    return pd.concat([static, by_what]).sort_index()
+
+
+def case_aggregates(table: pd.DataFrame) -> pd.DataFrame:
+    """Per static case with several vehicles: the error of the mean completion time and of the last one."""
+    multi = table[(table["kind"] == "static") & (table["n"] > 1)]
+    g = multi.groupby(["part", "case", "payload"], sort=False)
+    out = pd.DataFrame({"mean_err": g["fluid"].mean() / g["ns3"].mean() - 1,
+                        "last_err": g["fluid"].max() / g["ns3"].max() - 1}).reset_index()
+    return out.groupby(["part", "payload"]).agg(
+        cases=("case", "size"), mean_err_median=("mean_err", lambda e: e.abs().median()),
+        mean_err_max=("mean_err", lambda e: e.abs().max()), last_err_median=("last_err", lambda e: e.abs().median()),
+        last_err_max=("last_err", lambda e: e.abs().max()))
 
 
 def fit_efficiency(table: pd.DataFrame, eff: np.ndarray) -> dict[float, float]:
-    """Per fitted MCS: the efficiency that zeroes the median log ratio fluid / ns-3 over the calibration static
-    transfers (a static transfer's fluid time is inversely proportional to the efficiency)."""
+    """Per MCS with calibration cases: the efficiency that zeroes the median log ratio fluid / ns-3 of its
+    calibration static transfers (a static transfer's fluid time is inversely proportional to it)."""
     from vfedsim.world.channel import MCS_TABLES
 
     rates = MCS_TABLES["ieee80211p"].rates_bps
     cal = table[(table["part"] == "calibration") & (table["kind"] == "static")]
     out = {}
-    for rate in FITTED_RATES:
-        sub = cal[cal["rate_mbps"] == rate / 1e6]
+    for rate_mbps, sub in cal.groupby("rate_mbps"):
+        rate = rate_mbps * 1e6
         out[rate] = float(eff[rates.index(rate)] * np.exp(np.median(np.log(sub["fluid"] / sub["ns3"]))))
     return out
 
 
 def interpolate_efficiency(fitted: dict[float, float]) -> np.ndarray:
-    """Efficiency of every ieee80211p MCS from the two fitted: 1/eta - 1 = alpha R + beta, the airtime of a
-    fixed time overhead (alpha = T / (8 P)) and of header bytes (beta = H / P) per P-byte segment."""
+    """Efficiency of every ieee80211p MCS: the fitted ones, and between them 1/eta - 1 (the overhead's airtime
+    per payload airtime) interpolated linearly in the rate."""
     from vfedsim.world.channel import MCS_TABLES
 
-    (r1, e1), (r2, e2) = sorted(fitted.items())
-    alpha = ((1 / e2 - 1) - (1 / e1 - 1)) / (r2 - r1)
-    beta = (1 / e1 - 1) - alpha * r1
+    r = np.array(sorted(fitted))
+    y = np.array([1.0 / fitted[k] - 1.0 for k in r])
     rates = np.asarray(MCS_TABLES["ieee80211p"].rates_bps)
-    print(f"airtime model: fixed {alpha * 8 * TCP_SEGMENT_BYTES * 1e6:.0f} us and {beta * TCP_SEGMENT_BYTES:.0f} B "
-          f"of headers per {TCP_SEGMENT_BYTES}-byte segment")
-    return 1.0 / (1.0 + alpha * rates + beta)
+    return 1.0 / (1.0 + np.interp(rates, r, y))
+
+
+def fit_offsets(ns3: pd.DataFrame, eff: np.ndarray, grid_db: np.ndarray) -> np.ndarray:
+    """``mcs_snr_offset_db`` per MCS: for each MCS with calibration drive-bys, the offset (on ``grid_db``) whose
+    median |error| of bytes delivered is smallest; the other MCS from `spread_offsets`."""
+    from vfedsim.world.channel import MCS_TABLES
+
+    rates = MCS_TABLES["ieee80211p"].rates_bps
+    drive = ns3[(ns3["kind"] == "driveby") & (ns3["n"] == 1) & (ns3["x_m"] == DRIVEBY_START_M)
+                & ns3["speed_mps"].isin(CALIBRATION_SPEEDS)]
+    fitted = {}
+    for rate, sub in drive.groupby("rate_bps"):
+        errors = []
+        for off in grid_db:
+            ch = {rate: comparison_profile(rate, mac_efficiency=[float(e) for e in eff],
+                                           mcs_snr_offset_db=float(off))}
+            errors.append(compare_rows(sub, ch)["rel_err"].abs().median())
+        fitted[rates.index(rate)] = float(grid_db[int(np.argmin(errors))])
+        print(f"  {rate / 1e6:g} Mbit/s: offset {fitted[rates.index(rate)]:+g} dB, median drive-by error "
+              f"{min(errors):.3f} on the calibration part")
+    return spread_offsets(fitted)
+
+
+def spread_offsets(fitted: dict[int, float]) -> np.ndarray:
+    """Offsets of every MCS from those fitted (by MCS index): between two fitted MCS the shifted minimum SNR
+    is interpolated linearly in the rate (so link adaptation's thresholds stay in rate order); beyond them,
+    the nearest fitted MCS's offset."""
+    from vfedsim.world.channel import MCS_TABLES
+
+    table = MCS_TABLES["ieee80211p"]
+    rates, base = np.asarray(table.rates_bps), np.asarray(table.min_snr_db)
+    k = np.array(sorted(fitted))
+    off = np.array([fitted[i] for i in k])
+    shifted = np.interp(rates, rates[k], base[k] + off)
+    offsets = shifted - base
+    offsets[rates < rates[k[0]]] = off[0]
+    offsets[rates > rates[k[-1]]] = off[-1]
+    return np.round(offsets, 3)
 
 
 def bianchi_table(ns3: pd.DataFrame) -> pd.DataFrame:
@@ -202,21 +259,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     channels = {r: comparison_profile(r) for r in ns3["rate_bps"].unique()}
     table = compare_rows(ns3, channels)
     if args.fit:
-        fitted = fit_efficiency(table, eff)
-        eff = interpolate_efficiency(fitted)
-        offsets = np.arange(args.offset_range[0], args.offset_range[1] + 1e-9, 0.25)
-        best = None
-        drive = ns3[(ns3["kind"] == "driveby") & ns3["speed_mps"].isin(CALIBRATION_SPEEDS)]
-        for off in offsets:
-            ch = {r: comparison_profile(r, mac_efficiency=[float(e) for e in eff], mcs_snr_offset_db=float(off))
-                  for r in drive["rate_bps"].unique()}
-            err = compare_rows(drive, ch)["rel_err"].abs().median()
-            if best is None or err < best[1]:
-                best = (float(off), float(err))
+        eff = interpolate_efficiency(fit_efficiency(table, eff))
         print(f"fitted mac_efficiency: [{', '.join(f'{e:.3f}' for e in eff)}]")
-        print(f"fitted mcs_snr_offset_db: {best[0]:g} (median drive-by error {best[1]:.3f} on the calibration part)")
-        channels = {r: comparison_profile(r, mac_efficiency=[round(float(e), 3) for e in eff],
-                                          mcs_snr_offset_db=best[0]) for r in ns3["rate_bps"].unique()}
+        eff = np.round(eff, 3)
+        offsets = fit_offsets(ns3, eff, np.arange(args.offset_range[0], args.offset_range[1] + 1e-9, 0.25))
+        print(f"fitted mcs_snr_offset_db: [{', '.join(f'{o:g}' for o in offsets)}]; min_snr_db (3 Mbit/s): "
+              f"{9.0 + offsets[0]:g}")
+        channels = {r: comparison_profile(r, mac_efficiency=[float(e) for e in eff],
+                                          mcs_snr_offset_db=[float(o) for o in offsets])
+                    for r in ns3["rate_bps"].unique()}
         table = compare_rows(ns3, channels)
     pd.set_option("display.width", 160)
     pd.set_option("display.max_rows", 400)
@@ -227,6 +278,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(per_case.to_string(float_format=lambda v: f"{v:.4g}"))
     print("\n|relative error| of the fluid model against ns-3 (static: completion time; drive-by: bytes delivered)")
     print(summarise(table).to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\nstatic cases with several vehicles: |relative error| of their mean and of their last completion time")
+    print(case_aggregates(table).to_string(float_format=lambda v: f"{v:.3f}"))
     bianchi = bianchi_table(ns3)
     if not bianchi.empty:
         print("\nUDP saturation: ns-3 against Bianchi's model (802.11p OFDM 10 MHz timing), aggregate throughput")
@@ -272,13 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ns3", help="run the case grid in ns-3 and write its CSV")
     p.add_argument("--out", default=str(DEFAULT_CSV))
-    p.add_argument("--only", help="run only the cases whose name contains this")
+    p.add_argument("--only", help="run only the cases whose name contains one of these (comma-separated)")
+    p.add_argument("--merge", action="store_true", help="replace those cases' rows in --out, keep the others")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(handler=cmd_ns3)
     p = sub.add_parser("compare", help="the same cases in vfedsim: error tables and Bianchi vs ns-3")
     p.add_argument("--ns3", default=str(DEFAULT_CSV))
     p.add_argument("--fit", action="store_true", help="fit the efficiencies and SNR offset on the calibration part")
-    p.add_argument("--offset-range", nargs=2, type=float, default=(-11.0, -4.0), metavar=("LO", "HI"))
+    p.add_argument("--offset-range", nargs=2, type=float, default=(-10.0, 0.0), metavar=("LO", "HI"))
     p.add_argument("--table", help="write the per-transfer comparison to this CSV")
     p.add_argument("--verbose", "-v", action="store_true", help="print one line per case")
     p.set_defaults(handler=cmd_compare)

@@ -380,9 +380,9 @@ class ChannelProfile(Frozen):
     mcs_fixed: NonNegativeInt | None = None
     """Index of one MCS of ``mcs_table`` used at every SNR (no link adaptation, as ns-3's
     ConstantRateWifiManager); below its minimum SNR the link is in outage. None: link adaptation."""
-    mcs_snr_offset_db: float = 0.0
-    """[dB] added to every MCS's minimum SNR (and PER curve) of ``mcs_table``: negative for a receiver better
-    than the table's (e.g. without IEEE's 5 dB implementation margin)."""
+    mcs_snr_offset_db: float | tuple[float, ...] = 0.0
+    """[dB] added to the minimum SNR (and PER curve) of ``mcs_table``'s MCS: one number for all, or one per MCS.
+    Negative for a receiver better than the table's (e.g. without IEEE's 5 dB implementation margin)."""
 
     @model_validator(mode="after")
     def _nlos_needs_a_path_loss(self) -> "ChannelProfile":
@@ -397,6 +397,9 @@ class ChannelProfile(Frozen):
             if len(self.mac_efficiency) != size:
                 raise ValueError(f"mac_efficiency needs one value per MCS of {self.mcs_table!r} ({size}), "
                                  f"got {len(self.mac_efficiency)}")
+        if isinstance(self.mcs_snr_offset_db, tuple) and len(self.mcs_snr_offset_db) != size:
+            raise ValueError(f"mcs_snr_offset_db needs one value per MCS of {self.mcs_table!r} ({size}), "
+                             f"got {len(self.mcs_snr_offset_db)}")
         if self.mcs_fixed is not None:
             if self.rate_mapping != "mcs":
                 raise ValueError("mcs_fixed needs rate_mapping 'mcs'")

@@ -235,18 +235,20 @@ def mcs_rate_bps(table: McsTable, bandwidth_hz: ArrayLike, snr_db: ArrayLike,
 
 
 def profile_mcs_table(profile: ChannelProfile) -> McsTable:
-    """The profile's ``mcs_table`` with ``mcs_snr_offset_db`` added to every minimum SNR (the table itself when
-    the offset is 0)."""
-    return _shifted_table(profile.mcs_table, float(profile.mcs_snr_offset_db))
+    """The profile's ``mcs_table`` with ``mcs_snr_offset_db`` added to the minimum SNRs (the table itself when
+    every offset is 0). Link adaptation then picks, at each SNR, the fastest MCS whose shifted minimum is met."""
+    off = profile.mcs_snr_offset_db
+    return _shifted_table(profile.mcs_table, tuple(off) if isinstance(off, tuple) else float(off))
 
 
 @functools.lru_cache(maxsize=64)
-def _shifted_table(name: str, offset_db: float) -> McsTable:
+def _shifted_table(name: str, offset_db: float | tuple[float, ...]) -> McsTable:
     table = MCS_TABLES[name]
-    if offset_db == 0.0:
+    offsets = offset_db if isinstance(offset_db, tuple) else (offset_db,) * len(table.min_snr_db)
+    if not any(offsets):
         return table
-    return dataclasses.replace(table, min_snr_db=tuple(x + offset_db for x in table.min_snr_db),
-                               source=f"{table.source}, minimum SNRs {offset_db:+g} dB")
+    return dataclasses.replace(table, min_snr_db=tuple(x + o for x, o in zip(table.min_snr_db, offsets)),
+                               source=f"{table.source}, minimum SNRs shifted by {list(offsets)} dB")
 
 
 def _mcs_of(profile: ChannelProfile, table: McsTable, snr_db: np.ndarray) -> np.ndarray:
