@@ -302,6 +302,8 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
     _ns()
     print(f"ns-3 import and C++ callback compilation: {time.perf_counter() - t0:.1f} s (once per process)")
+    warm = Case(case="warm-up", kind="static", rate_bps=6e6, x_m=static_positions(2), payload=10_000)
+    run_cases([warm], ns3_profile(), progress=False)  # ns-3's first run compiles templates: not counted
     print(f"{'case':<24} {'ns-3 [s]':>9} {'vfedsim [s]':>12} {'ratio':>8}")
     fluid_case(cases[TIMING_CASES[0]], comparison_profile(6e6))  # warm the vfedsim imports
     total_ns3 = total_fluid = 0.0
