@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,7 +68,6 @@ class Case:
     speed_mps: float = 0.0
     stop_s: float = 0.0  # [s] when ns-3 stops (0: when every transfer has completed, at most 900 s)
     y_m: tuple[float, ...] = ()  # each vehicle's y (default: all on the lane at LANE_Y_M)
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def n(self) -> int:
