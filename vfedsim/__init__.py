@@ -8,6 +8,7 @@ The public API (imports are lazy, so ``import vfedsim`` stays light)::
     result.rounds                      # pandas DataFrame of rounds.csv
     vfedsim.plot_run(result.out_dir)   # accuracy vs simulated time and vs uplink bytes
     run = vfedsim.load_run(result.out_dir)   # any finished run directory: rounds, events, vehicles, ...
+    vfedsim.simulate_transfers(scenario, transfers)  # the network alone: a DataFrame of transfers in and out
 
 Extension registries (register your own with ``@vfedsim.SELECTORS.register("name")``): SELECTORS,
 AGGREGATORS, STRATEGIES, MOBILITY.
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__", "load_scenario", "run", "run_sweep", "load_experiment", "plot_run", "plot_sweep",
     "Scenario", "RunResult", "ScenarioError", "VfedsimError", "SELECTORS", "AGGREGATORS", "STRATEGIES",
-    "MOBILITY", "load_plugins", "load_run", "load_sweep", "SweepResult",
+    "MOBILITY", "load_plugins", "simulate_transfers", "load_run", "load_sweep", "SweepResult",
 ]
 
 _WHERE = {
@@ -32,6 +33,7 @@ _WHERE = {
     "Scenario": "scenario", "ScenarioError": "errors", "VfedsimError": "errors",
     "SELECTORS": "policies", "AGGREGATORS": "policies", "STRATEGIES": "strategies",
     "MOBILITY": "world.mobility", "load_plugins": "registry",
+    "simulate_transfers": "nettool",
 }
 
 

@@ -225,6 +225,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", type=Path, help="also draw SNR and rate vs distance into FILE (.png)")
     p.set_defaults(handler=cmd_channel)
 
+    p = command("net", "run a table of transfers over a scenario's network alone (no learning)",
+                "Simulate only the network: start each transfer of T.csv at its time over SCENARIO's world\n"
+                "(mobility, RSUs, channel, world.network) and report how it ended. Nothing of the learning is\n"
+                "built and torch is not imported. T.csv columns (others are kept):\n"
+                "  vehicle     a vehicle id of the scenario's mobility model (0 .. N-1)\n"
+                "  start_s     when the transfer is requested [s], >= 0\n"
+                "  direction   up (vehicle -> RSU) or down (RSU -> vehicle)\n"
+                "  bytes       payload [B], a whole number >= 0\n"
+                "R.csv (--out, else standard output) adds: end_s, ok, cause (empty when ok), bytes_done,\n"
+                "rsu (-1: none), handovers, hops. A road 'static' puts vehicles at explicit positions:\n"
+                "  world: {road: {name: static, positions_m: [[50, -6], [120, -6]]},\n"
+                "          rsus: {positions_m: [[0, 0]]}}\n"
+                "A bad table exits with status 2, naming its row (1 = first data row) and column; nothing\n"
+                "is written.")
+    p.add_argument("scenario", metavar="SCENARIO.yaml", help="scenario file (its world section is used)")
+    p.add_argument("--transfers", metavar="T.csv", type=Path, required=True, help="the transfers to simulate")
+    p.add_argument("--out", metavar="R.csv", type=Path, help="write the results here (default: standard output)")
+    p.add_argument("--seed", type=int, metavar="N", help="scenario seed (overrides the file's `seed`)")
+    add_set(p)
+    add_plugins(p)
+    p.set_defaults(handler=cmd_net)
+
     p = command("trace", "make a SUMO FCD trace for the sumo-fcd road (needs vfedsim[sumo])",
                 "Generate a network (netgenerate: a 4 x 3 Manhattan grid of 433 m x 250 m blocks, or a straight\n"
                 "2 km two-way highway), random trips (randomTrips.py) and simulate them with SUMO, writing its\n"
@@ -727,6 +749,34 @@ def _channel_field(override: str) -> str:
         raise ScenarioError("--set", f"{key!r} is not a channel field: channel takes world.channel.* keys "
                                      "(e.g. world.channel.bandwidth_hz=1e6)")
     return override
+
+
+def cmd_net(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .engine import load_scenario
+    from .nettool import simulate_transfers
+
+    _load_plugins(args)
+    scenario = load_scenario(args.scenario, overrides=args.overrides, seed=args.seed)
+    source = args.transfers.name
+    if not args.transfers.is_file():
+        raise ScenarioError("--transfers", f"file not found: {str(args.transfers)!r}")
+    if args.out is not None and args.out.is_dir():
+        raise ScenarioError("--out", f"{str(args.out)!r} is a directory; give a .csv file")
+    try:
+        transfers = pd.read_csv(args.transfers, dtype={"direction": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ScenarioError("--transfers", f"cannot read {source!r} as CSV: {' '.join(str(exc).split())}") from None
+    result = simulate_transfers(scenario, transfers, source=source)  # a bad table fails before anything runs
+    if args.out is None:
+        result.to_csv(sys.stdout, index=False)
+        return 0
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    result.to_csv(tmp, index=False)
+    tmp.replace(args.out)  # atomic: R.csv is complete or absent
+    print(args.out)
+    return 0
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
