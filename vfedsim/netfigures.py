@@ -359,7 +359,8 @@ def road_map_figure(run: RunResult) -> Figure:
     vehicles = int(tracks["vehicle"].nunique()) if len(tracks) else 0
     note = "ideal network: always connected" if world.get("network") == "ideal" else (
         f"coverage radius {float(radius):.0f} m" if radius else "no coverage radius recorded")
-    source = {"trace": "SUMO trace geometry", "streets": "street grid", "lanes": "lane centres"}.get(
+    source = {"trace": "SUMO trace geometry", "streets": "street grid", "lanes": "lane centres",
+              "paths": "vehicle paths"}.get(
         str(road.get("kind")), "road")
     ax.set_title(_title(run, "road map") + f"\n{source}, {len(xs)} RSUs, {note},\ntracks of {vehicles} vehicles",
                  loc="left")

@@ -98,6 +98,20 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _styled(function: Any) -> Any:
+    """Draw inside `figstyle.styled` (paper font sizes): matplotlib reads the style as artists are made."""
+    import functools
+
+    from .figstyle import styled
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with styled():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 _FORMAT: ContextVar[str] = ContextVar("vfedsim_figure_format", default="png")
 """The figure format that the current `plot_run` / `plot_sweep` / `plot_directory` call writes (``fmt``)."""
 
@@ -113,8 +127,9 @@ def _save(fig: Figure, path: Path) -> Path:
     ``fmt``) through a temporary file and a rename."""
     if path.suffix == ".png" and _FORMAT.get() != "png":
         path = path.with_suffix("." + _FORMAT.get())
-    from .figstyle import captured
+    from .figstyle import DPI as PAPER_DPI, captured
 
+    _paper_ready(fig)
     if captured(fig, path):  # drawn for the HTML report, in memory
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,12 +139,57 @@ def _save(fig: Figure, path: Path) -> Path:
         fmt = "png"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fig.savefig(tmp, format=fmt, dpi=DPI)
+        fig.savefig(tmp, format=fmt, dpi=PAPER_DPI if fmt == "png" else DPI)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _paper_ready(fig: Figure) -> None:
+    """Fit ``fig`` to a paper's column (one panel: `figstyle.SINGLE_COLUMN_IN`, more: `DOUBLE_COLUMN_IN`) and
+    move any legend drawn inside an axes outside the data, below the panels."""
+    from .figstyle import DOUBLE_COLUMN_IN, SINGLE_COLUMN_IN
+
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    if not axes:
+        return
+    w, h = fig.get_size_inches()
+    width = SINGLE_COLUMN_IN if len(axes) == 1 else DOUBLE_COLUMN_IN
+    height = 3.2 if len(axes) == 1 else min(max(h * width / w, 2.6), 6.5)
+    fig.set_size_inches(width, height)
+    for ax in axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        title = legend.get_title().get_text() or None
+        legend.remove()
+        fig.legend(handles, labels, title=title, loc="outside lower center",
+                   ncols=min(len(handles), 2 if len(axes) == 1 else 4))
+
+
+def _task_colour(index: int) -> str:
+    from .figstyle import colour_of
+
+    return colour_of(index)
+
+
+def _line_style(split: Sequence[str], key: tuple[Any, ...], hue: str | None,
+                groups: Sequence[tuple[Any, Any]]) -> tuple[str, Any]:
+    """``(colour, line style)`` of one line: colour by the ``hue`` value (the policy), line style by the
+    values of the other keys that split the lines (`figstyle.colour_of`, `figstyle.linestyle_of`)."""
+    from .figstyle import colour_of, linestyle_of
+
+    keys = [k if isinstance(k, tuple) else (k,) for k, _ in groups]
+    at = split.index(hue) if hue in split else None
+    hue_values = list(dict.fromkeys(k[at] for k in keys)) if at is not None else []
+    rest = list(dict.fromkeys(tuple(v for j, v in enumerate(k) if j != at) for k in keys))
+    own_rest = tuple(v for j, v in enumerate(key) if j != at)
+    if at is None:  # no policy key: colour by the other keys
+        return colour_of(rest.index(own_rest)), "-"
+    return colour_of(hue_values.index(key[at])), linestyle_of(rest.index(own_rest))
 
 
 def _key_label(key: str) -> tuple[str, str, float]:
@@ -146,6 +206,7 @@ def _key_label(key: str) -> tuple[str, str, float]:
 
 
 # ---------------------------------------------------------------------------------------------- runs
+@_styled
 def plot_run(run_dir: str | Path, *, fmt: str = "png") -> list[Path]:
     """Draw a run's figures into ``run_dir/plots`` as ``fmt`` (png, pdf or svg); returns the files written.
 
@@ -204,13 +265,13 @@ def _metric_figure(rounds: pd.DataFrame, tasks: Sequence[str], *, x: str, scale:
     handles = []
     has_f1 = False
     for i, task in enumerate(tasks):
-        color = f"C{i % 10}"
+        color = _task_colour(i)
         acc = rounds[f"{task}.accuracy"].to_numpy(dtype=float)
-        ax.plot(xs, acc, color=color, marker="o", markersize=3.5, linewidth=1.6)
+        ax.plot(xs, acc, color=color, marker="o", markersize=3.5, linewidth=1.6, drawstyle="steps-post")
         if f"{task}.macro_f1" in rounds.columns:
             has_f1 = True
             ax.plot(xs, rounds[f"{task}.macro_f1"].to_numpy(dtype=float), color=color, linestyle="--",
-                    linewidth=1.3, alpha=0.9)
+                    linewidth=1.3, alpha=0.9, drawstyle="steps-post")
             ax.plot(xs[first], rounds[f"{task}.macro_f1"].to_numpy(dtype=float)[first], linestyle="none",
                     marker="*", markersize=11, color=color, markeredgecolor="black", zorder=3)
         if first.any():
@@ -259,6 +320,7 @@ def _split_keys(table: pd.DataFrame, grid_keys: Sequence[str], hue: str | None, 
     return ([hue] if hue else []) + others
 
 
+@_styled
 def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = DEFAULT_HUE,
                metric: str = "accuracy", fmt: str = "png") -> list[Path]:
     """Draw every task's ``metric`` against ``x``, one line per ``hue`` value; returns the files written.
@@ -322,7 +384,7 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
             xs_raw = rows[x] if numeric_x else rows[x].astype(str)
             stats = rows.assign(_x=xs_raw.map(positions)).groupby("_x")[column].agg(["mean", "min", "max"])
             stats = stats.sort_index()
-            color = f"C{i % 10}"
+            color, dash = _line_style(split, key, hue, groups)
             if not numeric_x:  # unordered categories: markers with min-max bars, side by side, no lines
                 shift = (i - (len(groups) - 1) / 2) * min(0.6 / len(groups), 0.15)
                 ax.errorbar(stats.index + shift, stats["mean"],
@@ -330,7 +392,7 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
                             color=color, marker="o", linestyle="none", capsize=3, elinewidth=1.2,
                             label=_group_label(split, key, hue))
                 continue
-            ax.plot(stats.index, stats["mean"], color=color, marker="o", linewidth=1.8,
+            ax.plot(stats.index, stats["mean"], color=color, marker="o", linewidth=1.8, linestyle=dash,
                     label=_group_label(split, key, hue))
             if seeds > 1:
                 ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.18, linewidth=0)
@@ -421,8 +483,8 @@ def _plot_sweep_curves(sweep_dir: Path, experiment: Mapping[str, Any], grid_keys
             xs, mean, lo, hi = _step_band(runs)
             if not len(xs):
                 continue
-            color = f"C{i % 10}"
-            ax.plot(xs * scale, mean, color=color, drawstyle="steps-post", linewidth=1.8,
+            color, dash = _line_style(split, key, hue, groups)
+            ax.plot(xs * scale, mean, color=color, drawstyle="steps-post", linewidth=1.8, linestyle=dash,
                     label=_group_label(split, key, hue))
             if len(runs) > 1 and len(groups) <= MAX_BANDS:
                 ax.fill_between(xs * scale, lo, hi, step="post", color=color, alpha=0.15, linewidth=0)

@@ -10,7 +10,8 @@ Numpy only. Two pieces, both pure functions of the mobility model and the scenar
 
 Road geometry by mobility model: ``highway``: one line per lane centre (x from 0 to the road's length);
 ``urban-grid``: the street centre lines (the road graph's edges); ``sumo-fcd``: the trace's own geometry, the
-distinct segments that its vehicles drove (rounded to 0.5 m, at most `MAX_TRACE_SEGMENTS`).
+distinct segments that its vehicles drove (rounded to 0.5 m, at most `MAX_TRACE_SEGMENTS`); other path-based
+models (``static``): the segments of their vehicles' paths (``paths``).
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ MAX_TRACE_SEGMENTS = 20_000
 
 
 def road_polylines(mobility: Any) -> tuple[str, list[np.ndarray]]:
-    """``(kind, polylines)``: each polyline an (K, 2) array of (x, y) [m]; kind ``lanes``, ``streets`` or
-    ``trace`` (see the module docstring)."""
+    """``(kind, polylines)``: each polyline an (K, 2) array of (x, y) [m]; kind ``lanes``, ``streets``,
+    ``trace``, ``paths`` or ``none`` (see the module docstring)."""
     road = getattr(mobility, "road", None)
     name = getattr(road, "name", "")
     if name == "highway":
@@ -44,8 +45,8 @@ def road_polylines(mobility: Any) -> tuple[str, list[np.ndarray]]:
     if graph is not None and hasattr(mobility, "node_xy"):
         xy = mobility.node_xy
         return "streets", [np.array([xy[u], xy[v]], dtype=np.float64) for u, v in sorted(graph.edges())]
-    if hasattr(mobility, "_p") and hasattr(mobility, "_off"):  # a PathMobility (sumo-fcd): its breakpoints
-        return "trace", _trace_segments(mobility._p, mobility._off)
+    if hasattr(mobility, "_p") and hasattr(mobility, "_off"):  # a PathMobility (sumo-fcd, static): its paths
+        return ("trace" if name == "sumo-fcd" else "paths"), _trace_segments(mobility._p, mobility._off)
     return "none", []
 
 
