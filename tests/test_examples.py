@@ -62,7 +62,8 @@ def test_a_wheel_carries_the_examples_unchanged(tmp_path: Path) -> None:
                            cwd=tmp_path)
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((tmp_path / "dist").glob("vfedsim-*.whl"))
+    prefix = "vfedsim-0.1.0.data/data/share/vfedsim/"  # setup.cfg [options.data_files]
     with zipfile.ZipFile(wheel) as zf:
-        packaged = {n[len("vfedsim/_examples/"):]: zf.read(n) for n in zf.namelist()
-                    if n.startswith("vfedsim/_examples/") and not n.endswith("/")}
-    assert packaged == files_under(REPO)  # the one copy, taken at build time: no divergence possible
+        packaged = {n[len(prefix):]: zf.read(n) for n in zf.namelist() if n.startswith(prefix) and not n.endswith("/")}
+    # the one copy, taken at build time; a file that the data_files globs miss fails here
+    assert packaged == files_under(REPO)

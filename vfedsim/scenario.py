@@ -954,16 +954,17 @@ class Scenario(Frozen):
 
 # ------------------------------------------------------------------------------------ channel profiles
 REPO_CHANNELS = Path(__file__).resolve().parent.parent / "channels"
-PACKAGED_CHANNELS = Path(__file__).resolve().parent / "_examples" / "channels"  # in a wheel (vfedsim/examples.py)
 
 
 def channel_dirs() -> list[Path]:
     """Where profiles are looked up by name: ``$VFEDSIM_CHANNELS`` (os.pathsep-separated), the source
-    tree's ``channels/``, the package's ``_examples/channels`` (a wheel install), then the installed
-    ``share/vfedsim/channels``. A scenario file's own ``channels/`` folder, or its parent's (a folder made
-    by ``vfedsim init``), is searched before all of these."""
+    tree's ``channels/``, then the installed ``share/vfedsim/channels`` (a wheel install; see
+    vfedsim/examples.py). A scenario file's own ``channels/`` folder, or its parent's (a folder made by
+    ``vfedsim init``), is searched before all of these."""
+    from .examples import installed_roots
+
     dirs = [Path(p) for p in os.environ.get("VFEDSIM_CHANNELS", "").split(os.pathsep) if p]
-    dirs += [REPO_CHANNELS, PACKAGED_CHANNELS, Path(sys.prefix) / "share" / "vfedsim" / "channels"]
+    dirs += [REPO_CHANNELS, *(root / "channels" for root in installed_roots())]
     return [d for d in dirs if d.is_dir()]
 
 
