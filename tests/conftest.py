@@ -40,9 +40,22 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     calls: list[str] = []
 
-    def recording(scenario, *, out_dir, progress=True):
+    def recording(scenario, *, out_dir, progress=True, **options):
         calls.append(Path(out_dir).name)
-        return fake_run(scenario, out_dir=out_dir, progress=progress)
+        return fake_run(scenario, out_dir=out_dir, progress=progress, **options)
 
     monkeypatch.setattr(engine, "run", recording)
     return calls
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, _session_cache) -> Path:
+    """One finished run of tiny.yaml (slow network so that transfers take seconds, tracks of all vehicles),
+    shared read-only by the tests of the run's files, figures, report and loading API."""
+    import vfedsim
+
+    scenario = vfedsim.load_scenario(SCENARIOS / "tiny.yaml", overrides=[
+        "world.channel.bandwidth_hz=5e4", "output.tracks=all", "strategy.rounds=2"])
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    vfedsim.run(scenario, out_dir=out, progress=False)
+    return out

@@ -19,7 +19,7 @@ BW = "world.channel.bandwidth_hz"
 SEL = "strategy.selection.name"
 
 
-def fake_run(scenario, *, out_dir, progress=True):
+def fake_run(scenario, *, out_dir, progress=True, **options):
     """Writes a run directory like the engine's, with accuracy growing with rounds and bandwidth."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

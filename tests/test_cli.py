@@ -29,7 +29,7 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def fake_run(scenario, *, out_dir, progress=True):
+def fake_run(scenario, *, out_dir, progress=True, **options):
     """Writes a small run directory like the engine's (rounds.csv, summary.json, config.yaml)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def fake_run(scenario, *, out_dir, progress=True):
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     calls: list[Path] = []
 
-    def recording(scenario, *, out_dir, progress=True):
+    def recording(scenario, *, out_dir, progress=True, **options):
         calls.append(Path(out_dir))
         return fake_run(scenario, out_dir=out_dir, progress=progress)
 
@@ -283,7 +283,8 @@ def test_plot_command_on_a_run_directory(tmp_path: Path, capsys, runs) -> None:
     assert not (tmp_path / "r" / "plots").exists()  # tiny.yaml has output.plots: false
     code, out, _ = cli(capsys, "plot", tmp_path / "r")
     assert code == 0 and out.splitlines() == [str(tmp_path / "r" / "plots" / "accuracy_vs_time.png"),
-                                              str(tmp_path / "r" / "plots" / "accuracy_vs_uplink_bytes.png")]
+                                              str(tmp_path / "r" / "plots" / "accuracy_vs_uplink_bytes.png"),
+                                              str(tmp_path / "r" / "report.html")]
     code, _, err = cli(capsys, "plot", tmp_path / "r", "--x", "strategy.rounds")
     assert code == 2 and "sweep directories only" in err
     code, _, err = cli(capsys, "plot", tmp_path / "nothing")

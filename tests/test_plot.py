@@ -289,7 +289,8 @@ def test_cli_plot_time_curves(tmp_path: Path, capsys) -> None:
 
     sweep = write_strategy_sweep(tmp_path / "sweep")
     assert main(["plot", str(sweep), "--x", "sim_time_s", "--hue", STRAT]) == 0
-    assert capsys.readouterr().out.strip() == str(sweep / "plots" / "accuracy_vs_time.png")
+    assert capsys.readouterr().out.split() == [str(sweep / "plots" / "accuracy_vs_time.png"),
+                                               str(sweep / "report.html")]
     assert_png(sweep / "plots" / "accuracy_vs_time.png")
 
 

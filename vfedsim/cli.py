@@ -25,11 +25,12 @@ from .errors import ScenarioError, VfedsimError
 __all__ = ["main", "build_parser", "default_run_dir", "describe_scenario"]
 
 PROG = "vfedsim"
+FIGURE_FORMATS = ("png", "pdf", "svg")
 DEFAULT_DISTANCES_M = (10, 25, 50, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000)
 
 # Optional extras (setup.cfg [options.extras_require]) by the module that is missing.
 _EXTRAS = {"pyarrow": "parquet", "fastparquet": "parquet", "ray": "ray", "traci": "sumo", "sumolib": "sumo",
-           "sumo": "sumo"}
+           "sumo": "sumo", "tensorboard": "tensorboard"}
 _REQUIRED = {"torch", "peft", "simpy", "networkx", "numpy", "pandas", "matplotlib", "pydantic", "yaml", "tqdm",
              "highway_env", "gymnasium", "pygame"}
 
@@ -57,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "--set world.channel.bandwidth_hz=1e6 --set strategy.selection.name=coverage; "
                             "repeatable, applied in order")
 
+    def add_format(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", dest="fmt", default="png", choices=FIGURE_FORMATS,
+                       help="figure file format (default png; pdf and svg are vector graphics for papers)")
+
+    def add_tensorboard(p: argparse.ArgumentParser, help_: str) -> None:
+        p.add_argument("--tensorboard", metavar="DIR", type=Path, help=help_)
+
     def add_plugins(p: argparse.ArgumentParser) -> None:
         p.add_argument("--plugins", action="append", default=[], metavar="FILE",
                        help="a Python file whose @register decorators add selection policies, aggregators, "
@@ -68,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "  events.csv     one row per transfer/training event (or events.parquet)\n"
                 "  vehicles.csv   one row per vehicle\n"
                 "  config.yaml    the fully resolved scenario\n"
-                "  summary.json   final and pretrained metrics, drops by cause\n"
-                "  plots/         accuracy vs simulated time and vs uplink traffic\n"
+                "  tracks.csv     vehicles' positions over time (output.tracks), for the road map\n"
+                "  world.json     road geometry, RSU sites, coverage radius\n"
+                "  summary.json   final and pretrained metrics, drops by cause (written last)\n"
+                "  plots/         accuracy vs simulated time and uplink traffic; the network: per-vehicle\n"
+                "                 timeline, road map, drops by cause, bytes on the air per RSU\n"
+                "  report.html    all of it in one self-contained page (opens offline)\n"
                 "Prints the run directory and the final metrics against the pretrained model.")
     p.add_argument("scenario", metavar="SCENARIO.yaml", help="scenario file (see scenarios/)")
     p.add_argument("--out", metavar="DIR", type=Path,
@@ -79,15 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_set(p)
     add_plugins(p)
     p.add_argument("--no-plots", action="store_true", help="do not draw plots (also: output.plots: false)")
+    add_format(p)
+    add_tensorboard(p, "log every rounds.csv scalar per round and the config to TensorBoard in DIR/<run "
+                       "directory name> (output.tensorboard: true logs into <run>/tensorboard); needs "
+                       "pip install 'vfedsim[tensorboard]'")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bars and no summary; print only the run directory")
     p.set_defaults(handler=cmd_run)
 
-    p = command("validate", "check scenario files without running anything",
+    p = command("validate", "check scenario or experiment files without running anything",
                 "Load and validate each SCENARIO with its overrides: schema, channel profile and the names\n"
                 "of selection policies and aggregators. Prints 'ok: <name> (...)' per file. Fast: it never\n"
-                "imports torch and writes nothing.")
-    p.add_argument("scenarios", nargs="+", metavar="SCENARIO.yaml", help="scenario file(s)")
+                "imports torch and writes nothing. An experiment file (one with `base:` and `grid:`) is\n"
+                "recognised and every point x seed of it is validated, as `vfedsim sweep EXP --dry-run` does\n"
+                "(which also lists the runs).")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO.yaml", help="scenario or experiment file(s)")
     p.add_argument("--seed", type=int, metavar="N", help="scenario seed (overrides the file's `seed`)")
     add_set(p)
     add_plugins(p)
@@ -110,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "    strategy.selection.name: [random, coverage]\n"
                 "  seeds: [0, 1]")
     p.add_argument("experiment", metavar="EXPERIMENT.yaml", help="experiment file (see experiments/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one scenario key for every point (after the experiment's own `set`; not a "
+                        "grid key), e.g. --set strategy.rounds=2; repeatable")
+    p.add_argument("--seeds", metavar="LIST",
+                   help="seeds to run every point with, replacing the experiment's `seeds`: 0,1,2 or 0-4")
     p.add_argument("--out", metavar="DIR", type=Path,
                    help="sweep directory to create; must not exist or be empty "
                         "(default: sweeps/<name>-<YYYYmmdd-HHMMSS>)")
@@ -127,12 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "finish; the results equal an uninterrupted sweep's")
     p.add_argument("--dry-run", action="store_true", help="validate every point and list the runs; run nothing")
     p.add_argument("--no-plots", action="store_true", help="do not draw plots")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress; print only the sweep directory")
+    add_format(p)
+    add_tensorboard(p, "log each run to TensorBoard as DIR/<point-id>-seed<k> as it finishes (one TensorBoard "
+                       "run per sweep run); needs pip install 'vfedsim[tensorboard]'")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress; print only the sweep directory (otherwise: one progress bar over the "
+                        "runs, with an ETA)")
     p.set_defaults(handler=cmd_sweep)
 
-    p = command("plot", "redraw the plots of a run or sweep directory",
-                "Redraw figures from a finished directory's tables (no simulation):\n"
-                "  run directory (has rounds.csv):    plots/accuracy_vs_time.png, accuracy_vs_uplink_bytes.png\n"
+    p = command("plot", "redraw the plots and report.html of a run or sweep directory",
+                "Redraw figures from a finished directory's tables (no simulation), and write report.html\n"
+                "(one self-contained file: figures, summary and tables; opens offline):\n"
+                "  run directory (has rounds.csv):    plots/accuracy_vs_time.png, accuracy_vs_uplink_bytes.png,\n"
+                "                                     and the network: timeline.png (per-vehicle phases),\n"
+                "                                     road_map.png (RSUs, coverage, tracks by phase),\n"
+                "                                     drops_by_cause.png, air_traffic.png (bytes per RSU)\n"
                 "  sweep directory (has results.csv): plots/<metric>_vs_<x>.png, one subplot per task,\n"
                 "                                     mean over seeds with a min-max band:\n"
                 "    --x GRID_KEY    final metric against the key's values (default: bandwidth)\n"
@@ -153,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sweeps: which metric to plot (default accuracy)")
     p.add_argument("--table", action="store_true",
                    help="sweeps: print and write summary.csv instead of drawing")
+    add_format(p)
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("--target", metavar="ACC",
                    help="with --table: mean accuracy to reach, absolute (0.8) or above each run's pretrained "
                         "model (+0.05; default +0.03)")
@@ -172,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("channel", "print a channel profile's median link budget by distance",
                 "Print path loss, median SNR (no shadowing or fading) and link rate against distance for\n"
                 "a channel PROFILE (a name from channels/ or a path to a profile .yaml):\n"
-                "  vfedsim channel log-distance --set bandwidth_hz=1e6 --distances 50,100,200,400\n"
+                "  vfedsim channel log-distance --set world.channel.bandwidth_hz=1e6 --distances 50,100,200,400\n"
                 "Columns distance_m, path_loss_db, snr_db, rate_bps are the uplink LOS median (the profile's\n"
                 "path_loss; with a LOS model also nlos_* columns and los_probability). 'covered' is the\n"
                 "radio's coverage rule: the weaker direction's median SNR with the path loss of the profile's\n"
@@ -183,19 +217,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distances", metavar="D1,D2,...",
                    help="comma-separated vehicle-RSU distances [m] "
                         f"(default {','.join(str(d) for d in DEFAULT_DISTANCES_M)})")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a profile field, e.g. --set bandwidth_hz=1e6 --set path_loss.exponent=3.5; "
-                        "repeatable")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile field by its scenario path, as run and sweep take it, e.g. "
+                        "--set world.channel.bandwidth_hz=1e6 --set world.channel.path_loss.exponent=3.5 (the "
+                        "bare field, bandwidth_hz=1e6, is accepted too); repeatable")
     p.add_argument("--csv", action="store_true", help="print CSV (exact values) instead of a table")
     p.add_argument("--plot", metavar="FILE", type=Path, help="also draw SNR and rate vs distance into FILE (.png)")
     p.set_defaults(handler=cmd_channel)
+
+    p = command("net", "run a table of transfers over a scenario's network alone (no learning)",
+                "Simulate only the network: start each transfer of T.csv at its time over SCENARIO's world\n"
+                "(mobility, RSUs, channel, world.network) and report how it ended. Nothing of the learning is\n"
+                "built and torch is not imported. T.csv columns (others are kept):\n"
+                "  vehicle     a vehicle id of the scenario's mobility model (0 .. N-1)\n"
+                "  start_s     when the transfer is requested [s], >= 0\n"
+                "  direction   up (vehicle -> RSU) or down (RSU -> vehicle)\n"
+                "  bytes       payload [B], a whole number >= 0\n"
+                "R.csv (--out, else standard output) adds: end_s, ok, cause (empty when ok), bytes_done,\n"
+                "rsu (-1: none), handovers, hops. A road 'static' puts vehicles at explicit positions:\n"
+                "  world: {road: {name: static, positions_m: [[50, -6], [120, -6]]},\n"
+                "          rsus: {positions_m: [[0, 0]]}}\n"
+                "A bad table exits with status 2, naming its row (1 = first data row) and column; nothing\n"
+                "is written.")
+    p.add_argument("scenario", metavar="SCENARIO.yaml", help="scenario file (its world section is used)")
+    p.add_argument("--transfers", metavar="T.csv", type=Path, required=True, help="the transfers to simulate")
+    p.add_argument("--out", metavar="R.csv", type=Path, help="write the results here (default: standard output)")
+    p.add_argument("--seed", type=int, metavar="N", help="scenario seed (overrides the file's `seed`)")
+    add_set(p)
+    add_plugins(p)
+    p.set_defaults(handler=cmd_net)
 
     p = command("trace", "make a SUMO FCD trace for the sumo-fcd road (needs vfedsim[sumo])",
                 "Generate a network (netgenerate: a 4 x 3 Manhattan grid of 433 m x 250 m blocks, or a straight\n"
                 "2 km two-way highway), random trips (randomTrips.py) and simulate them with SUMO, writing its\n"
                 "floating-car data (--fcd-output) to --out; a scenario replays it with\n"
                 "  world: {road: {name: sumo-fcd, trace: FILE}}\n"
-                "Needs SUMO: pip install 'vfedsim[sumo]'. The same arguments give the same file.")
+                "Needs SUMO: pip install 'vfedsim[sumo]' (without it: exit status 1 and that line).\n"
+                "The same arguments give the same file.")
     p.add_argument("--net", choices=("grid", "highway"), default="grid", help="road network (default grid)")
     p.add_argument("--out", metavar="FILE", type=Path, required=True, help="trace to write (.xml or .xml.gz)")
     p.add_argument("--vehicles", type=int, default=30, metavar="N", help="random trips (default 30)")
@@ -203,13 +261,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated seconds, at 1 s steps (default 120)")
     p.add_argument("--seed", type=int, default=0, metavar="K", help="SUMO and randomTrips seed (default 0)")
     p.set_defaults(handler=cmd_trace)
+
+    p = command("init", "copy the example scenarios, channels and experiments into a new folder",
+                "Copy the packaged examples into DIR (created; must not exist or be empty), so that they can\n"
+                "be run and edited without the source repository:\n"
+                "  DIR/scenarios/      quickstart.yaml, tiny.yaml, urban.yaml, sumo-grid.yaml (+ traces/)\n"
+                "  DIR/channels/       the channel profiles (runs in DIR find them by name)\n"
+                "  DIR/experiments/    the sweep definitions\n"
+                "  DIR/examples/       custom_figure.py: run tiny, load it with load_run, draw a figure\n"
+                "Then: cd DIR && vfedsim run scenarios/quickstart.yaml")
+    p.add_argument("directory", metavar="DIR", type=Path, help="folder to create")
+    p.set_defaults(handler=cmd_init)
+
+    p = command("completion", "print the shell code for tab completion of vfedsim",
+                "Print the code that makes your shell complete vfedsim's commands, options, files, channel\n"
+                "profile names and --set keys (through argcomplete). Add to ~/.bashrc (or ~/.zshrc):\n"
+                "  eval \"$(vfedsim completion bash)\"\n"
+                "fish: vfedsim completion fish > ~/.config/fish/completions/vfedsim.fish")
+    p.add_argument("shell", choices=("bash", "zsh", "fish", "tcsh"), help="your shell")
+    p.set_defaults(handler=cmd_completion)
+    _add_completers(parser)
     return parser
 
 
 # ----------------------------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vfedsim`` console script and of ``python -m vfedsim``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (see `vfedsim completion`)
+        try:
+            import argcomplete
+        except ImportError:
+            return 1
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except ScenarioError as exc:
@@ -316,12 +401,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         _check_out(out_dir)
     else:
         out_dir = default_run_dir(scenario.name, scenario.seed)
-    result = run(scenario, out_dir=out_dir, progress=not args.quiet)
+    board = {"tensorboard": args.tensorboard} if args.tensorboard is not None else {}
+    result = run(scenario, out_dir=out_dir, progress=not args.quiet, **board)
     plots: list[Path] = []
     if scenario.output.plots and not args.no_plots:
         from .plot import plot_run
+        from .report import write_report
 
-        plots = plot_run(result.out_dir)
+        plots = plot_run(result.out_dir, fmt=args.fmt)
+        plots.append(write_report(result.out_dir))
     if args.quiet:
         print(result.out_dir)
         return 0
@@ -374,6 +462,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.scenarios:
         try:
+            if _is_experiment_file(path):
+                print(_validate_experiment(path, args))
+                continue
             scenario = load_scenario(path, overrides=args.overrides, seed=args.seed)
         except ScenarioError as exc:
             if len(args.scenarios) == 1:
@@ -383,6 +474,63 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         print(f"ok: {scenario.name} ({describe_scenario(scenario)})")
     return 2 if failed else 0
+
+
+def _is_experiment_file(path: str | Path) -> bool:
+    """An experiment (sweep) file: a mapping with ``base`` and none of a scenario's top-level sections."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # load_scenario reports it
+    scenario_keys = {"world", "fleet", "learning", "strategy", "output", "duration_s"}
+    return isinstance(raw, dict) and "base" in raw and not scenario_keys & set(raw)
+
+
+def _experiment_with(experiment: Any, overrides: Sequence[str], seeds: Sequence[int] | None) -> Any:
+    """``experiment`` with command-line ``--set`` overrides appended and ``--seeds`` in place of its seeds."""
+    if overrides:
+        keys = {o.split("=", 1)[0].strip() for o in overrides}
+        clash = sorted(keys & set(experiment.grid))
+        if clash:
+            raise ScenarioError("--set", f"{clash[0]} is a grid key of this experiment; the grid sets it")
+        for item in overrides:
+            if "=" not in item:
+                raise ScenarioError("--set", f"expected KEY=VALUE, got {item!r}")
+    update: dict[str, Any] = {}
+    if overrides:
+        update["overrides"] = (*experiment.overrides, *overrides)
+    if seeds is not None:
+        update["seeds"] = tuple(seeds)
+    return experiment.model_copy(update=update) if update else experiment
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    """``0,1,2`` or ``0-4`` (inclusive) or a mix: distinct non-negative seeds, in order."""
+    if text is None:
+        return None
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            lo, sep, hi = part.partition("-")
+            seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(part)]
+    except ValueError:
+        raise ScenarioError("--seeds", f"expected seeds such as 0,1,2 or 0-4, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ScenarioError("--seeds", f"expected distinct non-negative seeds such as 0,1,2 or 0-4, got {text!r}")
+    return seeds
+
+
+def _validate_experiment(path: str | Path, args: argparse.Namespace) -> str:
+    from .sweep import load_experiment, plan_runs
+
+    experiment = load_experiment(path)
+    experiment = _experiment_with(experiment, args.overrides, [args.seed] if args.seed is not None else None)
+    tasks = plan_runs(experiment, out_dir=Path("."))
+    return (f"ok: experiment {experiment.name} ({len(experiment.points)} points x "
+            f"{len(experiment.seeds or (None,))} seeds = {len(tasks)} runs, every one valid; list them with "
+            f"`vfedsim sweep {path} --dry-run`)")
 
 
 def describe_scenario(scenario: Any) -> str:
@@ -408,7 +556,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import load_experiment, plan_runs, run_sweep
 
     _load_plugins(args)
-    experiment = load_experiment(args.experiment)
+    experiment = _experiment_with(load_experiment(args.experiment), args.overrides, _parse_seeds(args.seeds))
     if args.resume and args.out is None:
         raise ScenarioError("--resume", "needs --out DIR, the sweep directory to continue")
     if args.out is not None:
@@ -442,7 +590,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         executor = execute_ray
     try:
         results = run_sweep(experiment, out_dir=out_dir, jobs=args.jobs, progress=not args.quiet,
-                            plugins=args.plugins, resume=args.resume, executor=executor)
+                            plugins=args.plugins, resume=args.resume, executor=executor,
+                            tensorboard=args.tensorboard)
     finally:
         if started:
             import ray
@@ -451,8 +600,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     plots: list[Path] = []
     if not args.no_plots and experiment.grid:
         from .plot import plot_directory
+        from .report import write_report
 
-        plots = plot_directory(out_dir)
+        plots = plot_directory(out_dir, fmt=args.fmt)
+        plots.append(write_report(out_dir))
     if args.quiet:
         print(out_dir)
         return 0
@@ -483,8 +634,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
         return _plot_table(args)
     if args.target is not None:
         raise ScenarioError("--target", "applies with --table only")
-    for path in plot_directory(args.directory, x=args.x, hue=args.hue, metric=args.metric):
+    for path in plot_directory(args.directory, x=args.x, hue=args.hue, metric=args.metric, fmt=args.fmt):
         print(path)
+    if not args.no_report:
+        from .report import write_report
+
+        print(write_report(args.directory))
     return 0
 
 
@@ -545,7 +700,7 @@ def cmd_channel(args: argparse.Namespace) -> int:
     from .scenario import apply_overrides, load_channel_profile
 
     distances = _parse_distances(args.distances)
-    overrides = apply_overrides({}, args.overrides)
+    overrides = apply_overrides({}, [_channel_field(o) for o in args.overrides])
     if "profile" in overrides:
         raise ScenarioError("--set", "name the profile as the PROFILE argument, not with --set profile=...")
     profile = load_channel_profile(args.profile, overrides, base_dir=Path.cwd())
@@ -582,9 +737,124 @@ def cmd_channel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _channel_field(override: str) -> str:
+    """``world.channel.bandwidth_hz=1e6`` -> ``bandwidth_hz=1e6`` (the path every other command takes); a
+    bare field passes as it is; another scenario section is an error."""
+    key, sep, value = override.partition("=")
+    key = key.strip()
+    prefix = "world.channel."
+    if key.startswith(prefix):
+        return f"{key[len(prefix):]}{sep}{value}"
+    if key.split(".")[0] in ("world", "fleet", "learning", "strategy", "output", "seed", "name", "duration_s"):
+        raise ScenarioError("--set", f"{key!r} is not a channel field: channel takes world.channel.* keys "
+                                     "(e.g. world.channel.bandwidth_hz=1e6)")
+    return override
+
+
+def cmd_net(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .engine import load_scenario
+    from .nettool import simulate_transfers
+
+    _load_plugins(args)
+    scenario = load_scenario(args.scenario, overrides=args.overrides, seed=args.seed)
+    source = args.transfers.name
+    if not args.transfers.is_file():
+        raise ScenarioError("--transfers", f"file not found: {str(args.transfers)!r}")
+    if args.out is not None and args.out.is_dir():
+        raise ScenarioError("--out", f"{str(args.out)!r} is a directory; give a .csv file")
+    try:
+        transfers = pd.read_csv(args.transfers, dtype={"direction": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ScenarioError("--transfers", f"cannot read {source!r} as CSV: {' '.join(str(exc).split())}") from None
+    result = simulate_transfers(scenario, transfers, source=source)  # a bad table fails before anything runs
+    if args.out is None:
+        result.to_csv(sys.stdout, index=False)
+        return 0
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    result.to_csv(tmp, index=False)
+    tmp.replace(args.out)  # atomic: R.csv is complete or absent
+    print(args.out)
+    return 0
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     from .tools.sumo_trace import make_trace
 
     path = make_trace(args.out, net=args.net, vehicles=args.vehicles, duration_s=args.duration, seed=args.seed)
     print(f"trace: {path}")
     return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .examples import copy_examples
+
+    written = copy_examples(args.directory)
+    print(f"examples in {args.directory}: " + ", ".join(sorted({p.relative_to(args.directory).parts[0]
+                                                                  for p in written})))
+    print(f"next: cd {args.directory} && vfedsim run scenarios/quickstart.yaml")
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    try:
+        import argcomplete
+    except ImportError:
+        raise VfedsimError("shell completion needs argcomplete: pip install argcomplete") from None
+    print(argcomplete.shellcode([PROG], shell=args.shell))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- completion
+def _scenario_keys() -> list[str]:
+    """Every dotted key of the scenario schema (what ``--set`` takes), for shell completion."""
+    from pydantic import BaseModel
+
+    from .scenario import Scenario, _model_classes
+
+    keys: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str, depth: int) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            subs = _model_classes(field.annotation)
+            if subs and depth < 6:
+                for sub in subs:
+                    walk(sub, key + ".", depth + 1)
+            else:
+                keys.append(key)
+
+    walk(Scenario, "", 0)
+    return sorted(set(keys))
+
+
+def _add_completers(parser: argparse.ArgumentParser) -> None:
+    """Attach argcomplete completers (files by kind, profile names, --set keys) where argcomplete exists."""
+    try:
+        from argcomplete.completers import DirectoriesCompleter, FilesCompleter
+    except ImportError:
+        return
+
+    def set_keys(prefix: str, **_: Any) -> list[str]:
+        return [f"{k}=" for k in _scenario_keys() if k.startswith(prefix)]
+
+    def profiles(prefix: str, **_: Any) -> list[str]:
+        from .scenario import channel_profile_names
+
+        return [n for n in channel_profile_names() if n.startswith(prefix)]
+
+    yaml_files = FilesCompleter(("yaml", "yml"))
+    for action in parser._subparsers._group_actions if parser._subparsers else ():  # noqa: SLF001
+        for name, sub in action.choices.items():
+            for a in sub._actions:  # noqa: SLF001
+                if a.dest in ("scenario", "scenarios", "experiment"):
+                    a.completer = yaml_files
+                elif a.dest == "overrides" and name != "channel":
+                    a.completer = set_keys
+                elif a.dest == "profile":
+                    a.completer = profiles
+                elif a.dest in ("directory",) or (a.dest in ("out", "tensorboard") and name != "trace"):
+                    a.completer = DirectoriesCompleter()
+                elif a.dest == "plugins":
+                    a.completer = FilesCompleter(("py",))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,12 @@ import pandas as pd
 from .errors import ScenarioError
 from .policies import make_aggregator, make_selector
 from .record import Recorder
+from .results import RunResult
 from .rng import stream
 from .scenario import Scenario, load_scenario_file
 from .strategies.base import STRATEGIES, StrategyContext
 
 __all__ = ["RunResult", "load_scenario", "check_scenario", "run"]
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What `run` returns: the run directory and the tables it holds."""
-
-    out_dir: Path
-    rounds: pd.DataFrame
-    summary: dict[str, Any]
 
 
 def check_scenario(scenario: Scenario, *, mobility: Any | None = None) -> None:
@@ -90,12 +81,28 @@ def _network(env: Any, scenario: Scenario, mobility: Any, recorder: Recorder) ->
                         downlink_hz=channel.downlink_hz, on_event=recorder.network_event)
 
 
+def check_out_dir(out_dir: str | Path, *, overwrite: bool = False, key: str = "out_dir") -> None:
+    """Refuse to write into ``out_dir`` when it is a file, or a directory that is not empty (unless
+    ``overwrite``): a `ScenarioError` on ``key``, before anything is written."""
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise ScenarioError(key, f"{str(path)!r} exists and is not a directory")
+    if not overwrite and path.is_dir() and any(path.iterdir()):
+        raise ScenarioError(key, f"{str(path)!r} is not empty; choose a new directory, or pass overwrite=True "
+                                 "to write over the files of the run it holds")
+
+
 def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
-        learner: Any | None = None, on_round: Callable[[dict], None] | None = None) -> RunResult:
+        learner: Any | None = None, on_round: Callable[[dict], None] | None = None,
+        overwrite: bool = False, tensorboard: str | Path | None = None) -> RunResult:
     """Simulate ``scenario`` and write its run directory to ``out_dir``.
 
-    ``learner`` may be given to reuse an already built `vfedsim.learn.train.Learner` (benchmarks, tests);
-    ``on_round`` is called with every rounds.csv row as it is recorded.
+    ``out_dir`` must not exist or be empty, as on the command line, unless ``overwrite`` is true: then the
+    files of a run that it holds are written over. ``learner`` may be given to reuse an already built
+    `vfedsim.learn.train.Learner` (benchmarks, tests); ``on_round`` is called with every rounds.csv row as it
+    is recorded. ``tensorboard``: a folder to log this run to TensorBoard in (``<tensorboard>/<run dir
+    name>``); ``output.tensorboard: true`` logs to ``<out_dir>/tensorboard`` (`vfedsim.tracking`).
+    The returned `RunResult` holds every table of the run directory.
     """
     import simpy
 
@@ -104,8 +111,14 @@ def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
 
     mobility = build_mobility(scenario)
     check_scenario(scenario, mobility=mobility)
+    check_out_dir(out_dir, overwrite=overwrite)
     wall_start = time.perf_counter()
     out_dir = Path(out_dir)
+    board = None
+    if tensorboard is not None or scenario.output.tensorboard:
+        from .tracking import TensorBoardLogger
+
+        board = TensorBoardLogger.for_run(out_dir, scenario, root=tensorboard)  # fails before the run if missing
     if learner is None:
         from .learn.train import Learner
 
@@ -114,7 +127,8 @@ def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
 
     env = simpy.Environment()
     bar = _progress_bar(scenario) if progress else None
-    listeners = [lst for lst in (on_round, bar.update_row if bar else None) if lst is not None]
+    listeners = [lst for lst in (on_round, bar.update_row if bar else None, board.log_row if board else None)
+                 if lst is not None]
     recorder = Recorder(now=lambda: env.now, listeners=listeners)
     trips = mobility.trips
     fleet = build_fleet(scenario, trips.n)
@@ -143,6 +157,8 @@ def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
     finally:
         if bar is not None:
             bar.close()
+        if board is not None:
+            board.close()
 
     vehicles = pd.DataFrame({
         "device_class": [fleet.device_name(v) for v in range(fleet.n)],
@@ -150,13 +166,36 @@ def run(scenario: Scenario, *, out_dir: str | Path, progress: bool = True,
         "samples": fleet.n_samples,
         **trips.columns(),
     })
+    _write_world(out_dir, scenario, mobility, recorder.events(), end_s=float(env.now))
     summary = recorder.write(out_dir, config=scenario.to_dict(), vehicles_base=vehicles,
                              events_format=scenario.output.events_format,
                              summary_extra={"scenario": scenario.name, "seed": scenario.seed,
                                             "payload_bytes": learner.payload_bytes(),
                                             "wall_setup_s": round(wall_setup, 3),
                                             "wall_time_s": round(time.perf_counter() - wall_start, 3)})
-    return RunResult(out_dir=out_dir, rounds=recorder.rounds(), summary=summary)
+    from .results import load_run
+
+    return load_run(out_dir)
+
+
+def _write_world(out_dir: Path, scenario: Scenario, mobility: Any, events: pd.DataFrame, *, end_s: float) -> None:
+    """``world.json`` (road, RSUs, coverage radius) and ``tracks.csv`` (`vfedsim.world.layout`): what the
+    network figures need besides the tables. Written before summary.json, which is written last."""
+    import json
+
+    from .record import FLOAT_FORMAT, atomic_write_text
+    from .world.layout import sample_tracks, world_layout
+
+    atomic_write_text(out_dir / "world.json", json.dumps(world_layout(scenario, mobility), separators=(",", ":")) + "\n")
+    which = scenario.output.tracks
+    if which == "none":
+        return
+    if which == "all":
+        ids = np.arange(mobility.trips.n)
+    else:
+        ids = events.loc[events["kind"] == "selected", "vehicle"].to_numpy(dtype=np.int64)
+    tracks = pd.DataFrame(sample_tracks(mobility, ids, end_s=end_s, period_s=scenario.output.track_period_s))
+    atomic_write_text(out_dir / "tracks.csv", tracks.to_csv(index=False, float_format=FLOAT_FORMAT))
 
 
 class _Progress:

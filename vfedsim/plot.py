@@ -13,6 +13,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,40 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _styled(function: Any) -> Any:
+    """Draw inside `figstyle.styled` (paper font sizes): matplotlib reads the style as artists are made."""
+    import functools
+
+    from .figstyle import styled
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with styled():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+_FORMAT: ContextVar[str] = ContextVar("vfedsim_figure_format", default="png")
+"""The figure format that the current `plot_run` / `plot_sweep` / `plot_directory` call writes (``fmt``)."""
+
+
+def _use_format(fmt: str) -> None:
+    from .figstyle import check_format
+
+    _FORMAT.set(check_format(fmt))
+
+
 def _save(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` (format from the suffix, PNG by default) through a temporary file and a rename."""
+    """Write ``fig`` (format from the suffix, PNG by default; a ``.png`` name takes the current call's
+    ``fmt``) through a temporary file and a rename."""
+    if path.suffix == ".png" and _FORMAT.get() != "png":
+        path = path.with_suffix("." + _FORMAT.get())
+    from .figstyle import DPI as PAPER_DPI, captured
+
+    _paper_ready(fig)
+    if captured(fig, path):  # drawn for the HTML report, in memory
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas = FigureCanvasAgg(fig)
     fmt = path.suffix.lstrip(".").lower()
@@ -106,12 +139,57 @@ def _save(fig: Figure, path: Path) -> Path:
         fmt = "png"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fig.savefig(tmp, format=fmt, dpi=DPI)
+        fig.savefig(tmp, format=fmt, dpi=PAPER_DPI if fmt == "png" else DPI)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _paper_ready(fig: Figure) -> None:
+    """Fit ``fig`` to a paper's column (one panel: `figstyle.SINGLE_COLUMN_IN`, more: `DOUBLE_COLUMN_IN`) and
+    move any legend drawn inside an axes outside the data, below the panels."""
+    from .figstyle import DOUBLE_COLUMN_IN, SINGLE_COLUMN_IN
+
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    if not axes:
+        return
+    w, h = fig.get_size_inches()
+    width = SINGLE_COLUMN_IN if len(axes) == 1 else DOUBLE_COLUMN_IN
+    height = 3.2 if len(axes) == 1 else min(max(h * width / w, 2.6), 6.5)
+    fig.set_size_inches(width, height)
+    for ax in axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        title = legend.get_title().get_text() or None
+        legend.remove()
+        fig.legend(handles, labels, title=title, loc="outside lower center",
+                   ncols=min(len(handles), 2 if len(axes) == 1 else 4))
+
+
+def _task_colour(index: int) -> str:
+    from .figstyle import colour_of
+
+    return colour_of(index)
+
+
+def _line_style(split: Sequence[str], key: tuple[Any, ...], hue: str | None,
+                groups: Sequence[tuple[Any, Any]]) -> tuple[str, Any]:
+    """``(colour, line style)`` of one line: colour by the ``hue`` value (the policy), line style by the
+    values of the other keys that split the lines (`figstyle.colour_of`, `figstyle.linestyle_of`)."""
+    from .figstyle import colour_of, linestyle_of
+
+    keys = [k if isinstance(k, tuple) else (k,) for k, _ in groups]
+    at = split.index(hue) if hue in split else None
+    hue_values = list(dict.fromkeys(k[at] for k in keys)) if at is not None else []
+    rest = list(dict.fromkeys(tuple(v for j, v in enumerate(k) if j != at) for k in keys))
+    own_rest = tuple(v for j, v in enumerate(key) if j != at)
+    if at is None:  # no policy key: colour by the other keys
+        return colour_of(rest.index(own_rest)), "-"
+    return colour_of(hue_values.index(key[at])), linestyle_of(rest.index(own_rest))
 
 
 def _key_label(key: str) -> tuple[str, str, float]:
@@ -128,15 +206,19 @@ def _key_label(key: str) -> tuple[str, str, float]:
 
 
 # ---------------------------------------------------------------------------------------------- runs
-def plot_run(run_dir: str | Path) -> list[Path]:
-    """Draw a run's figures into ``run_dir/plots``; returns the files written.
+@_styled
+def plot_run(run_dir: str | Path, *, fmt: str = "png") -> list[Path]:
+    """Draw a run's figures into ``run_dir/plots`` as ``fmt`` (png, pdf or svg); returns the files written.
 
     ``accuracy_vs_time.png``: each task's accuracy (solid) and macro-F1 (dashed) against simulated time [s];
     ``accuracy_vs_uplink_bytes.png``: the same against cumulative uplink traffic [MB]. Round 0 (the
     pretrained model, before any aggregation) is marked with a star. With per-sensor-suite metrics (a fleet
     whose suites lack some modality), ``accuracy_by_suite.png``: the mean over classification tasks against
-    simulated time, with every modality and as each suite's vehicles run the model.
+    simulated time, with every modality and as each suite's vehicles run the model. Then the network
+    figures of `vfedsim.netfigures.plot_network` (timeline, road map, drops by cause, air traffic), for a
+    finished run with events.
     """
+    _use_format(fmt)
     run_dir = Path(run_dir)
     rounds = _read_csv(run_dir / "rounds.csv", "run")
     tasks = tasks_in(rounds.columns)
@@ -161,6 +243,9 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                                         xlabel="simulated time [s]", labels=lines,
                                         title=f"{title}: mean accuracy by sensor suite"),
                          plots / "accuracy_by_suite.png"))
+    from .netfigures import plot_network  # the network: timeline, road map, drops by cause, air traffic
+
+    out += plot_network(run_dir, missing_ok=True, fmt=fmt)
     return out
 
 
@@ -180,13 +265,13 @@ def _metric_figure(rounds: pd.DataFrame, tasks: Sequence[str], *, x: str, scale:
     handles = []
     has_f1 = False
     for i, task in enumerate(tasks):
-        color = f"C{i % 10}"
+        color = _task_colour(i)
         acc = rounds[f"{task}.accuracy"].to_numpy(dtype=float)
-        ax.plot(xs, acc, color=color, marker="o", markersize=3.5, linewidth=1.6)
+        ax.plot(xs, acc, color=color, marker="o", markersize=3.5, linewidth=1.6, drawstyle="steps-post")
         if f"{task}.macro_f1" in rounds.columns:
             has_f1 = True
             ax.plot(xs, rounds[f"{task}.macro_f1"].to_numpy(dtype=float), color=color, linestyle="--",
-                    linewidth=1.3, alpha=0.9)
+                    linewidth=1.3, alpha=0.9, drawstyle="steps-post")
             ax.plot(xs[first], rounds[f"{task}.macro_f1"].to_numpy(dtype=float)[first], linestyle="none",
                     marker="*", markersize=11, color=color, markeredgecolor="black", zorder=3)
         if first.any():
@@ -235,8 +320,9 @@ def _split_keys(table: pd.DataFrame, grid_keys: Sequence[str], hue: str | None, 
     return ([hue] if hue else []) + others
 
 
+@_styled
 def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = DEFAULT_HUE,
-               metric: str = "accuracy") -> list[Path]:
+               metric: str = "accuracy", fmt: str = "png") -> list[Path]:
     """Draw every task's ``metric`` against ``x``, one line per ``hue`` value; returns the files written.
 
     ``x`` a grid key: the *final* metric of each run against the key's values. One subplot per task; each
@@ -256,6 +342,7 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
     the default and not a grid key, the lines are split by the other grid keys only. The pretrained (round 0)
     value is a dotted grey line where the sweep's rounds.csv has it.
     """
+    _use_format(fmt)
     sweep_dir = Path(sweep_dir)
     results = _read_csv(sweep_dir / "results.csv", "sweep")
     experiment = _read_yaml(sweep_dir / "experiment.yaml")
@@ -297,7 +384,7 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
             xs_raw = rows[x] if numeric_x else rows[x].astype(str)
             stats = rows.assign(_x=xs_raw.map(positions)).groupby("_x")[column].agg(["mean", "min", "max"])
             stats = stats.sort_index()
-            color = f"C{i % 10}"
+            color, dash = _line_style(split, key, hue, groups)
             if not numeric_x:  # unordered categories: markers with min-max bars, side by side, no lines
                 shift = (i - (len(groups) - 1) / 2) * min(0.6 / len(groups), 0.15)
                 ax.errorbar(stats.index + shift, stats["mean"],
@@ -305,7 +392,7 @@ def plot_sweep(sweep_dir: str | Path, *, x: str = DEFAULT_X, hue: str | None = D
                             color=color, marker="o", linestyle="none", capsize=3, elinewidth=1.2,
                             label=_group_label(split, key, hue))
                 continue
-            ax.plot(stats.index, stats["mean"], color=color, marker="o", linewidth=1.8,
+            ax.plot(stats.index, stats["mean"], color=color, marker="o", linewidth=1.8, linestyle=dash,
                     label=_group_label(split, key, hue))
             if seeds > 1:
                 ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.18, linewidth=0)
@@ -396,8 +483,8 @@ def _plot_sweep_curves(sweep_dir: Path, experiment: Mapping[str, Any], grid_keys
             xs, mean, lo, hi = _step_band(runs)
             if not len(xs):
                 continue
-            color = f"C{i % 10}"
-            ax.plot(xs * scale, mean, color=color, drawstyle="steps-post", linewidth=1.8,
+            color, dash = _line_style(split, key, hue, groups)
+            ax.plot(xs * scale, mean, color=color, drawstyle="steps-post", linewidth=1.8, linestyle=dash,
                     label=_group_label(split, key, hue))
             if len(runs) > 1 and len(groups) <= MAX_BANDS:
                 ax.fill_between(xs * scale, lo, hi, step="post", color=color, alpha=0.15, linewidth=0)
@@ -610,11 +697,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------- any dir, channel
 def plot_directory(path: str | Path, *, x: str | None = None, hue: str | None = None,
-                   metric: str = "accuracy") -> list[Path]:
-    """A sweep directory (has results.csv) -> `plot_sweep`; a run directory (has rounds.csv) -> `plot_run`."""
+                   metric: str = "accuracy", fmt: str = "png") -> list[Path]:
+    """A sweep directory (has results.csv) -> `plot_sweep`; a run directory (has rounds.csv) -> `plot_run`;
+    figures as ``fmt`` (png, pdf or svg)."""
     path = Path(path)
     if (path / "results.csv").is_file():
-        kwargs: dict[str, Any] = {"metric": metric}
+        kwargs: dict[str, Any] = {"metric": metric, "fmt": fmt}
         if x is not None:
             kwargs["x"] = x
         elif DEFAULT_X not in _sweep_grid_keys(path):
@@ -628,7 +716,7 @@ def plot_directory(path: str | Path, *, x: str | None = None, hue: str | None = 
     if (path / "rounds.csv").is_file():
         if x is not None or hue is not None:
             raise ScenarioError("--x", "--x and --hue apply to sweep directories only")
-        return plot_run(path)
+        return plot_run(path, fmt=fmt)
     raise ScenarioError("DIR", f"{str(path)!r} is neither a run directory (rounds.csv) "
                                "nor a sweep directory (results.csv)")
 
@@ -674,4 +762,5 @@ def plot_link_budget(budget: Mapping[str, Sequence[float]], path: str | Path, *,
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize="small", loc="upper right")
     ax.set_title(title or "median link budget")
+    _use_format("png")  # the name's own suffix decides
     return _save(fig, Path(path))

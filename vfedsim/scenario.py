@@ -9,6 +9,7 @@ decibels, ``_w`` watts, ``_kmh`` km/h, ``flops_per_s`` floating-point operations
 from __future__ import annotations
 
 import copy
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -108,7 +109,29 @@ class SumoFcdRoad(Frozen):
         return v
 
 
-Road = Annotated[Union[HighwayRoad, UrbanGridRoad, SumoFcdRoad], Field(discriminator="name")]
+class StaticRoad(Frozen):
+    """Vehicles at explicit positions ``positions_m`` [(x, y) m], standing still (`vfedsim.world.static`), or
+    each moving in a straight line at its constant ``velocities_mps`` [(vx, vy) m/s] from there (a drive-by).
+    Every vehicle is on the road from t = 0 to the scenario's ``duration_s``; vehicle i is the i-th position.
+    RSUs: ``world.rsus.positions_m``, else one RSU at the origin. ``world.traffic`` is not used. For studies
+    of the network alone (``vfedsim net``) and for comparisons with packet-level simulators."""
+
+    name: Literal["static"] = "static"
+    positions_m: Annotated[tuple[tuple[float, float], ...], Field(min_length=1)]
+    velocities_mps: tuple[tuple[float, float], ...] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StaticRoad":
+        values = [v for p in self.positions_m + (self.velocities_mps or ()) for v in p]
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("positions_m and velocities_mps must be finite numbers")
+        if self.velocities_mps is not None and len(self.velocities_mps) != len(self.positions_m):
+            raise ValueError(f"velocities_mps needs one (vx, vy) per vehicle of positions_m "
+                             f"({len(self.positions_m)}), got {len(self.velocities_mps)}")
+        return self
+
+
+Road = Annotated[Union[HighwayRoad, UrbanGridRoad, SumoFcdRoad, StaticRoad], Field(discriminator="name")]
 """A road (and its mobility model), by ``name``; a ``road`` section without a name is ``highway``."""
 
 
@@ -285,6 +308,10 @@ class NakagamiFading(Frozen):
 Fading = Annotated[Union[NoFading, RayleighFading, RicianFading, NakagamiFading], Field(discriminator="model")]
 
 
+MCS_TABLE_SIZES = {"ieee80211p": 8, "nr-v2x": 29, "lte-v2x": 15}
+"""MCS per table of `vfedsim.world.channel.MCS_TABLES` (a test keeps them equal)."""
+
+
 class ChannelProfile(Frozen):
     """A link budget: path loss, powers, noise, shadowing, LOS state, fading and the SNR-to-rate mapping.
 
@@ -345,6 +372,17 @@ class ChannelProfile(Frozen):
     """k: RSU i uses channel i mod k; only RSUs on the same channel interfere."""
     coverage_state: Literal["los", "nlos"] = "los"
     """Whose median path loss draws the coverage disc: ``path_loss`` (los) or ``nlos_path_loss`` (nlos)."""
+    mac_efficiency: Annotated[float, Field(gt=0, le=1)] | tuple[Annotated[float, Field(gt=0, le=1)], ...] = 1.0
+    """Share (0, 1] of the PHY rate that reaches the application: MAC and PHY headers, backoff, ACKs, TCP/IP.
+    One number for every rate, or (``rate_mapping: mcs``) one per MCS of ``mcs_table``. It multiplies the
+    rate of the mapping (`vfedsim.world.channel.rate_from_snr_bps`). 1: the mapping's rate as it is.
+    ``ieee80211p`` has values calibrated against ns-3 (channels/README.md)."""
+    mcs_fixed: NonNegativeInt | None = None
+    """Index of one MCS of ``mcs_table`` used at every SNR (no link adaptation, as ns-3's
+    ConstantRateWifiManager); below its minimum SNR the link is in outage. None: link adaptation."""
+    mcs_snr_offset_db: float | tuple[float, ...] = 0.0
+    """[dB] added to the minimum SNR (and PER curve) of ``mcs_table``'s MCS: one number for all, or one per MCS.
+    Negative for a receiver better than the table's (e.g. without IEEE's 5 dB implementation margin)."""
 
     @model_validator(mode="after")
     def _nlos_needs_a_path_loss(self) -> "ChannelProfile":
@@ -352,6 +390,22 @@ class ChannelProfile(Frozen):
             raise ValueError(f"los_model {self.los_model!r} needs nlos_path_loss (the loss of non-LOS links)")
         if self.coverage_state == "nlos" and self.nlos_path_loss is None:
             raise ValueError("coverage_state 'nlos' needs nlos_path_loss")
+        size = MCS_TABLE_SIZES[self.mcs_table]
+        if isinstance(self.mac_efficiency, tuple):
+            if self.rate_mapping != "mcs":
+                raise ValueError("mac_efficiency per MCS needs rate_mapping 'mcs'; give one number for shannon")
+            if len(self.mac_efficiency) != size:
+                raise ValueError(f"mac_efficiency needs one value per MCS of {self.mcs_table!r} ({size}), "
+                                 f"got {len(self.mac_efficiency)}")
+        if isinstance(self.mcs_snr_offset_db, tuple) and len(self.mcs_snr_offset_db) != size:
+            raise ValueError(f"mcs_snr_offset_db needs one value per MCS of {self.mcs_table!r} ({size}), "
+                             f"got {len(self.mcs_snr_offset_db)}")
+        if self.mcs_fixed is not None:
+            if self.rate_mapping != "mcs":
+                raise ValueError("mcs_fixed needs rate_mapping 'mcs'")
+            if self.mcs_fixed >= size:
+                raise ValueError(f"mcs_fixed must be an MCS index of {self.mcs_table!r}: 0 .. {size - 1}, "
+                                 f"got {self.mcs_fixed}")
         return self
 
     @property
@@ -861,8 +915,19 @@ Strategy = Annotated[Union[AsyncStrategy, HierarchicalStrategy, SyncStrategy], F
 
 
 class OutputConfig(Frozen):
+    """What a run writes besides its tables (see docs/outputs.md).
+
+    ``tracks``: which vehicles' positions go to ``tracks.csv`` (sampled every ``track_period_s`` [s] while on
+    the road, for the network figures): ``selected`` (vehicles selected at least once), ``all`` or ``none``.
+    ``tensorboard``: also log every rounds.csv scalar per round to TensorBoard in ``<run>/tensorboard``
+    (``pip install 'vfedsim[tensorboard]'``).
+    """
+
     plots: bool = True
     events_format: Literal["csv", "parquet"] = "csv"
+    tracks: Literal["selected", "all", "none"] = "selected"
+    track_period_s: PositiveFloat = 1.0
+    tensorboard: bool = False
 
 
 class Scenario(Frozen):
@@ -893,9 +958,13 @@ REPO_CHANNELS = Path(__file__).resolve().parent.parent / "channels"
 
 def channel_dirs() -> list[Path]:
     """Where profiles are looked up by name: ``$VFEDSIM_CHANNELS`` (os.pathsep-separated), the source
-    tree's ``channels/``, then the installed ``share/vfedsim/channels``."""
+    tree's ``channels/``, then the installed ``share/vfedsim/channels`` (a wheel install; see
+    vfedsim/examples.py). A scenario file's own ``channels/`` folder, or its parent's (a folder made by
+    ``vfedsim init``), is searched before all of these."""
+    from .examples import installed_roots
+
     dirs = [Path(p) for p in os.environ.get("VFEDSIM_CHANNELS", "").split(os.pathsep) if p]
-    dirs += [REPO_CHANNELS, Path(sys.prefix) / "share" / "vfedsim" / "channels"]
+    dirs += [REPO_CHANNELS, *(root / "channels" for root in installed_roots())]
     return [d for d in dirs if d.is_dir()]
 
 
@@ -930,7 +999,8 @@ def _find_profile(name: str, base_dir: Path | None) -> Path:
         if not path.is_file():
             raise ScenarioError("world.channel.profile", f"profile file not found: {str(path)!r}")
         return path
-    for d in channel_dirs():
+    local = [base_dir / "channels", base_dir.parent / "channels"] if base_dir is not None else []
+    for d in [*(d for d in local if d.is_dir()), *channel_dirs()]:
         path = d / f"{name}.yaml"
         if path.is_file():
             return path

@@ -290,14 +290,19 @@ business: `run_sweep` hands it only the unfinished tasks.
 
 
 def execute_run(task: RunTask, progress: bool = False) -> Path:
-    """Run one task in this process: `vfedsim.engine.run`, then its plots if ``output.plots`` is true."""
+    """Run one task in this process: `vfedsim.engine.run`, then its plots and report.html if ``output.plots``
+    is true."""
     from .engine import run
 
-    run(task.scenario, out_dir=task.run_dir, progress=progress)
+    # the sweep owns its run directories: one left half-written by a stopped sweep is written over (resume)
+    stale = task.run_dir.is_dir() and any(task.run_dir.iterdir())
+    run(task.scenario, out_dir=task.run_dir, progress=progress, **({"overwrite": True} if stale else {}))
     if task.scenario.output.plots:
         from .plot import plot_run
+        from .report import write_report
 
         plot_run(task.run_dir)
+        write_report(task.run_dir)
     return task.run_dir
 
 
@@ -549,7 +554,7 @@ def is_finished(task: RunTask) -> bool:
 
 def run_sweep(experiment: Experiment, *, out_dir: str | Path, jobs: int = 1, progress: bool = True,
               plugins: Iterable[str | Path] = (), executor: Executor | None = None,
-              resume: bool = False) -> "pd.DataFrame":
+              resume: bool = False, tensorboard: str | Path | None = None) -> "pd.DataFrame":
     """Validate every point, run every point x seed, and write the sweep directory; returns ``results``.
 
     ``out_dir`` must not exist or be empty, unless ``resume``: then it may hold a sweep of the same
@@ -558,7 +563,10 @@ def run_sweep(experiment: Experiment, *, out_dir: str | Path, jobs: int = 1, pro
     since each run depends only on its scenario. ``jobs`` > 1 runs that many local processes
     (forkserver/spawn); the results do not depend on it. ``plugins`` are the plugin files already loaded in
     this process (they are needed to validate the points): worker processes load them again. ``executor``
-    defaults to `execute_local`. Raises `ScenarioError` before writing anything if a point is invalid,
+    defaults to `execute_local`. ``tensorboard``: a folder where each run is logged as it finishes
+    (``<tensorboard>/<point-id>-seed<k>``, `vfedsim.tracking.log_run_dir`). With ``progress``, one bar over
+    the runs with an ETA (the runs' own bars are off). Raises `ScenarioError` before writing anything if a
+    point is invalid,
     `VfedsimError` if a run fails (finished run directories stay in place, ready for ``resume``).
     """
     out_dir = Path(out_dir)
@@ -581,13 +589,30 @@ def run_sweep(experiment: Experiment, *, out_dir: str | Path, jobs: int = 1, pro
               f"seeds = {len(tasks)} runs{skipped}, {min(jobs, max(len(todo), 1))} at a time -> {out_dir}",
               file=sys.stderr)
     run_all = executor or execute_local
-    start = time.monotonic()
+    if tensorboard is not None:
+        from .tracking import require_tensorboard
+
+        require_tensorboard()  # before any run, when the package is missing
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"sweep {experiment.name}", unit="run", dynamic_ncols=True,
+                   file=sys.stderr)
     finished: list[RunTask] = []
-    for task in (run_all(todo, jobs=jobs, progress=progress and jobs == 1, plugins=plugins) if todo else ()):
-        finished.append(task)
-        if progress:
-            print(f"[{len(finished)}/{len(todo)}] {task.name} done, {time.monotonic() - start:.1f} s elapsed",
-                  file=sys.stderr)
+    try:
+        for task in (run_all(todo, jobs=jobs, progress=False, plugins=plugins) if todo else ()):
+            finished.append(task)
+            if tensorboard is not None:
+                from .tracking import log_run_dir
+
+                log_run_dir(task.run_dir, tensorboard)
+            if bar is not None:
+                bar.set_postfix_str(f"last: {task.name}", refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     results, rounds = collect_results(tasks, out_dir=out_dir, grid_keys=list(experiment.grid))
     atomic_write_text(out_dir / "rounds.csv", rounds.to_csv(index=False, float_format=FLOAT_FORMAT))
     atomic_write_text(out_dir / "results.csv", results.to_csv(index=False, float_format=FLOAT_FORMAT))

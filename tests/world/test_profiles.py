@@ -12,7 +12,7 @@ from vfedsim.scenario import ChannelProfile, channel_profile_names, load_channel
 from vfedsim.world.channel import coverage_radius_m, link_budget, noise_power_dbm
 from vfedsim.world.radio import Radio
 
-SHIPPED = ("3gpp-highway", "urban-grid", "umi-rsu", "log-distance", "free-space", "nr-v2x-highway")
+SHIPPED = ("3gpp-highway", "urban-grid", "umi-rsu", "log-distance", "free-space", "nr-v2x-highway", "ieee80211p")
 
 
 def test_all_profiles_ship_and_validate():
@@ -124,3 +124,16 @@ def test_interference_on_a_shipped_profile():
     sinr = r.snr_db(*args, uplink=False, time_s=1.0)
     snr = clean.snr_db(*args, uplink=False, time_s=1.0)
     assert np.all(sinr < snr) and (snr - sinr)[1] > (snr - sinr)[0]  # nearer the interferer, more loss
+
+
+def test_ieee80211p_by_hand():
+    # the 3gpp-highway link budget (LOS median SNR = 76.2 - 20 log10 d), an MCS table shifted by the offsets
+    # calibrated against ns-3, and the coverage edge at the 3 Mbit/s MCS's shifted minimum: 9 - 2 = 7 dB
+    p = load_channel_profile("ieee80211p")
+    d_edge = 10 ** ((23 + 6 + 95 - 7.0 - 32.4 - 20 * math.log10(5.9)) / 20)
+    assert d_edge == pytest.approx(2878.4, abs=0.1)
+    assert coverage_radius_m(p, height_m=5.0) == pytest.approx(math.sqrt(d_edge**2 - 25.0), rel=1e-9)
+    # 100 m: SNR 36.2 dB, 27 Mbit/s x its efficiency 0.49; 1500 m: SNR 12.7 dB: 12 Mbit/s x 0.605 (x (1 - PER))
+    lb = link_budget(p, [100.0, 1500.0])
+    assert lb["rate_bps"][0] == pytest.approx(27e6 * 0.490, rel=1e-6)
+    assert lb["rate_bps"][1] == pytest.approx(12e6 * 0.605, rel=0.01)

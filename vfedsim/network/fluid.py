@@ -23,13 +23,12 @@ import numpy as np
 import simpy
 
 from ..rng import stream
-from ..world.channel import rate_from_snr_bps
 from . import queries
 from .backhaul import start_pause_until
 from .broadcast import BroadcastGroups
 from .flows import DUE, FLOAT_COLUMNS, FlowTable, Resources, bytes_now, completing, rebuild
 from .interface import DIRECTIONS, FAIL_CAUSES, OnEvent, TransferResult, check_cause, check_request
-from .links import LinkRates
+from .links import LinkRates, peak_rate_bps
 from .moves import Moves
 
 __all__ = ["FluidNetwork", "DIRECTIONS", "FAIL_CAUSES"]
@@ -82,10 +81,9 @@ class FluidNetwork(Moves, LinkRates, queries.Queries):
         # a tick can evaluate the pending first rates in its own call unless something it does first (A3,
         # relay paths) or the rates themselves (chunk losses need the bytes carried) depend on them
         self._mergeable = not self._a3 and self._chunk is None and self._v2v is None
-        bandwidth = {True: self.uplink_hz, False: self.downlink_hz}
         profile = getattr(radio, "profile", None)
-        self._peak = {up: (min(float(rate_from_snr_bps(profile, bw, np.array([_INF]), goodput=False)[0]), self._cap)
-                           if profile is not None else _INF) for up, bw in bandwidth.items()}  # [bit/s]
+        self._peak = {up: min(peak_rate_bps(profile, bw), self._cap) if profile is not None else _INF
+                      for up, bw in ((True, self.uplink_hz), (False, self.downlink_hz))}  # [bit/s]
         self._tick_at = _INF
         self._due_at = _INF  # the next instant, as last planned
         self._timers: list[float] = []  # times of the wake-ups SimPy holds (a heap)

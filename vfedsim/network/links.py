@@ -7,12 +7,23 @@ from typing import Any
 
 import numpy as np
 
-from ..world.channel import per_from_snr, rate_from_snr_bps
+from ..world.channel import per_from_snr, profile_mcs_table, rate_from_snr_bps
 from .backhaul import capped
 from .chunks import lossy_rates
 from .relay import hop_bottleneck_bps, near_any, relay_paths
 
-__all__ = ["LinkRates"]
+__all__ = ["LinkRates", "peak_rate_bps"]
+
+
+def peak_rate_bps(profile: Any, bandwidth_hz: float) -> float:
+    """[bit/s] the most any link of ``profile`` carries over ``bandwidth_hz``: the largest PHY rate of its
+    SNR-to-rate mapping (MAC efficiency included) at any SNR. The mapping only changes at its MCS
+    thresholds (Shannon: it grows with the SNR), so those, a fine grid and +inf are enough."""
+    snr = [np.linspace(-50.0, 100.0, 1501), [np.inf]]
+    thresholds = getattr(profile_mcs_table(profile), "min_snr_db", None) if profile.rate_mapping == "mcs" else None
+    if thresholds is not None:
+        snr.append(np.asarray(thresholds, dtype=np.float64))
+    return float(np.max(rate_from_snr_bps(profile, bandwidth_hz, np.concatenate(snr), goodput=False)))
 
 
 class LinkRates:

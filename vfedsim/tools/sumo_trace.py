@@ -51,7 +51,7 @@ class SumoTools:
 
 
 def sumo_home() -> SumoTools:
-    """Where SUMO is: the ``sumo`` Python package of eclipse-sumo, else ``$SUMO_HOME``. A `ScenarioError`
+    """Where SUMO is: the ``sumo`` Python package of eclipse-sumo, else ``$SUMO_HOME``. A `VfedsimError`
     naming the pip install when neither has the binaries."""
     homes = []
     try:
@@ -67,7 +67,8 @@ def sumo_home() -> SumoTools:
                           random_trips=home / "tools" / "randomTrips.py")
         if tools.netgenerate.is_file() and tools.sumo.is_file() and tools.random_trips.is_file():
             return tools
-    raise ScenarioError("", f"vfedsim trace needs SUMO (netgenerate, sumo, randomTrips.py): {INSTALL_HINT}")
+    # a missing optional extra is a runtime failure (exit status 1), as for every other extra
+    raise VfedsimError(f"vfedsim trace needs SUMO (netgenerate, sumo, randomTrips.py): {INSTALL_HINT}")
 
 
 def make_trace(out: str | Path, *, net: str = "grid", vehicles: int = 30, duration_s: float = 120.0,

@@ -7,6 +7,8 @@ fading in `vfedsim.world.linkstate`.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ __all__ = [
     "SPEED_OF_LIGHT_MPS", "THERMAL_NOISE_DBM_PER_HZ", "path_loss_db", "free_space_path_loss_db",
     "noise_power_dbm", "direction_bandwidth_hz", "median_snr_db", "shannon_rate_bps", "McsTable",
     "MCS_TABLES", "mcs_index", "packet_error_rate", "mcs_phy_rate_bps", "mcs_rate_bps", "rate_from_snr_bps",
-    "per_from_snr", "usable_snr_db", "gap_min_snr_db", "MCS_SNR_GAP_DB", "NR_MCS_TABLE1_QM_R1024",
+    "per_from_snr", "usable_snr_db", "profile_mcs_table", "mac_efficiency", "gap_min_snr_db", "MCS_SNR_GAP_DB", "NR_MCS_TABLE1_QM_R1024",
     "LTE_CQI_TABLE_QM_R1024", "mean_received_power_dbm", "dbm_to_mw", "sinr_db", "rsu_channels",
     "coverage_radius_m", "link_budget", "Shadowing", "MIN_DISTANCE_M",
 ]
@@ -232,34 +234,74 @@ def mcs_rate_bps(table: McsTable, bandwidth_hz: ArrayLike, snr_db: ArrayLike,
     return _phy_rate_bps(table, m, bandwidth_hz, overhead) * (1.0 - packet_error_rate(table, m, snr_db))
 
 
+def profile_mcs_table(profile: ChannelProfile) -> McsTable:
+    """The profile's ``mcs_table`` with ``mcs_snr_offset_db`` added to the minimum SNRs (the table itself when
+    every offset is 0). Link adaptation then picks, at each SNR, the fastest MCS whose shifted minimum is met."""
+    off = profile.mcs_snr_offset_db
+    return _shifted_table(profile.mcs_table, tuple(off) if isinstance(off, tuple) else float(off))
+
+
+@functools.lru_cache(maxsize=64)
+def _shifted_table(name: str, offset_db: float | tuple[float, ...]) -> McsTable:
+    table = MCS_TABLES[name]
+    offsets = offset_db if isinstance(offset_db, tuple) else (offset_db,) * len(table.min_snr_db)
+    if not any(offsets):
+        return table
+    return dataclasses.replace(table, min_snr_db=tuple(x + o for x, o in zip(table.min_snr_db, offsets)),
+                               source=f"{table.source}, minimum SNRs shifted by {list(offsets)} dB")
+
+
+def _mcs_of(profile: ChannelProfile, table: McsTable, snr_db: np.ndarray) -> np.ndarray:
+    """Link adaptation (`mcs_index`), or the profile's ``mcs_fixed`` wherever its minimum SNR is met (-1
+    elsewhere)."""
+    if profile.mcs_fixed is None:
+        return mcs_index(table, snr_db)
+    return np.where(snr_db >= table.min_snr_db[profile.mcs_fixed], profile.mcs_fixed, -1)
+
+
+def mac_efficiency(profile: ChannelProfile, mcs: ArrayLike | None = None) -> np.ndarray | float:
+    """[1] the profile's ``mac_efficiency`` of each MCS index in ``mcs`` (-1: that of MCS 0, its rate is 0
+    anyway); the one number when it is not per MCS."""
+    eff = profile.mac_efficiency
+    if not isinstance(eff, tuple):
+        return float(eff)
+    return np.asarray(eff, dtype=np.float64)[np.maximum(np.asarray(mcs, dtype=np.int64), 0)]
+
+
 def rate_from_snr_bps(profile: ChannelProfile, bandwidth_hz: ArrayLike, snr_db: ArrayLike, *,
                       goodput: bool = True) -> np.ndarray:
-    """[bit/s] the profile's SNR-to-rate mapping (``rate_mapping``: Shannon or its MCS table), before the
-    outage rule (that no data flows below ``min_snr_db`` is applied by the callers). With an MCS table,
-    ``goodput`` True gives rate x (1 - PER), False the PHY rate (for callers that draw packet losses
-    themselves with `per_from_snr`). Shannon has no packet errors: both are the same."""
+    """[bit/s] the profile's SNR-to-rate mapping (``rate_mapping``: Shannon or its MCS table), times the
+    profile's `mac_efficiency`, before the outage rule (that no data flows below ``min_snr_db`` is applied by
+    the callers). With an MCS table (shifted by ``mcs_snr_offset_db``; ``mcs_fixed``: one MCS, no link
+    adaptation), ``goodput`` True gives rate x (1 - PER), False the PHY rate (for callers that draw packet
+    losses themselves with `per_from_snr`). Shannon has no packet errors: both are the same."""
     if profile.rate_mapping == "mcs":
-        table = MCS_TABLES[profile.mcs_table]
-        fn = mcs_rate_bps if goodput else mcs_phy_rate_bps
-        return fn(table, bandwidth_hz, snr_db, profile.mcs_overhead)
-    return shannon_rate_bps(bandwidth_hz, snr_db, profile.efficiency, profile.max_spectral_efficiency)
+        table = profile_mcs_table(profile)
+        s = np.asarray(snr_db, dtype=np.float64)
+        m = _mcs_of(profile, table, s)
+        rate = _phy_rate_bps(table, m, bandwidth_hz, profile.mcs_overhead) * mac_efficiency(profile, m)
+        return rate * (1.0 - packet_error_rate(table, m, s)) if goodput else rate
+    rate = shannon_rate_bps(bandwidth_hz, snr_db, profile.efficiency, profile.max_spectral_efficiency)
+    return rate * profile.mac_efficiency if profile.mac_efficiency != 1.0 else rate
 
 
 def per_from_snr(profile: ChannelProfile, snr_db: ArrayLike) -> np.ndarray:
-    """Packet error rate of the MCS the profile's link adaptation picks at ``snr_db`` [dB] (`mcs_index`,
+    """Packet error rate of the MCS the profile picks at ``snr_db`` [dB] (`mcs_index`, or ``mcs_fixed``;
     `packet_error_rate`); 1 below every MCS; 0 everywhere with ``rate_mapping: shannon`` (no packet errors)."""
     s = np.asarray(snr_db, dtype=np.float64)
     if profile.rate_mapping != "mcs":
         return np.zeros(s.shape)
-    table = MCS_TABLES[profile.mcs_table]
-    return packet_error_rate(table, mcs_index(table, s), s)
+    table = profile_mcs_table(profile)
+    return packet_error_rate(table, _mcs_of(profile, table, s), s)
 
 
 def usable_snr_db(profile: ChannelProfile) -> float:
     """[dB] the SNR below which a link carries nothing: ``min_snr_db``, and with an MCS table at least its
-    lowest MCS's minimum."""
+    lowest MCS's minimum (``mcs_fixed``: that MCS's), with ``mcs_snr_offset_db``."""
     if profile.rate_mapping == "mcs":
-        return max(profile.min_snr_db, MCS_TABLES[profile.mcs_table].min_snr_db[0])
+        table = profile_mcs_table(profile)
+        lowest = table.min_snr_db[profile.mcs_fixed] if profile.mcs_fixed is not None else min(table.min_snr_db)
+        return max(profile.min_snr_db, lowest)
     return profile.min_snr_db
 
 
